@@ -1,0 +1,517 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  Status, UniqueViolation,
+  type AppRow, type AttemptFilter, type AttemptResult, type AttemptRow, type ClaimedDelivery, type DeliveryRow, type EndpointRow,
+  type EventTypeRow, type IdempotentResponse, type MessageFilter, type MessageRow, type NewMessage, type Page, type PageQuery, type Store,
+} from '../types.js';
+import { migrate } from './migrations.js';
+import { pageSql, toPage } from './pagination.js';
+import {
+  appFromRow, appToRow, attemptFromRow, attemptToRow, deliveryFromRow, endpointFromRow, endpointToRow, eventTypeFromRow, eventTypeToRow, messageFromRow,
+  type AppCols, type AttemptCols, type DeliveryCols, type EndpointCols, type EventTypeCols, type MessageCols,
+} from './rows.js';
+
+function uniqueField(e: unknown): string | null {
+  const err = e as { code?: string; message?: string };
+  if (err.code !== 'SQLITE_CONSTRAINT_UNIQUE' && err.code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') return null;
+  const m = /UNIQUE constraint failed: [a-z_]+\.([a-z_]+(, [a-z_.]+)*)/.exec(err.message ?? '');
+  return m?.[1]?.split(', ').pop()?.split('.').pop() ?? 'id';
+}
+
+function rethrowUnique(e: unknown): never {
+  const field = uniqueField(e);
+  if (field) throw new UniqueViolation(field);
+  throw e;
+}
+
+/** Adds `AND …` clauses for the message filters; `m` is the messages alias. */
+function messageWhere(f: MessageFilter, params: unknown[]): string {
+  let sql = '';
+  if (f.channel !== undefined) {
+    sql += ' AND EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)';
+    params.push(f.channel);
+  }
+  if (f.eventTypes && f.eventTypes.length > 0) {
+    sql += ` AND m.event_type IN (${f.eventTypes.map(() => '?').join(',')})`;
+    params.push(...f.eventTypes);
+  }
+  if (f.before !== undefined) {
+    sql += ' AND m.created_at < ?';
+    params.push(f.before);
+  }
+  if (f.after !== undefined) {
+    sql += ' AND m.created_at > ?';
+    params.push(f.after);
+  }
+  return sql;
+}
+
+function attemptWhere(f: AttemptFilter, params: unknown[], alias: string): string {
+  let sql = '';
+  if (f.status !== undefined) {
+    sql += ` AND ${alias}.status = ?`;
+    params.push(f.status);
+  }
+  if (f.statusCodeClass !== undefined) {
+    if (f.statusCodeClass === 0) sql += ` AND ${alias}.status_code = 0`;
+    else {
+      sql += ` AND ${alias}.status_code >= ? AND ${alias}.status_code < ?`;
+      params.push(f.statusCodeClass, f.statusCodeClass + 100);
+    }
+  }
+  if (f.endpointId !== undefined) {
+    sql += ` AND ${alias}.endpoint_id = ?`;
+    params.push(f.endpointId);
+  }
+  return sql;
+}
+
+/**
+ * The embedded engine: one better-sqlite3 connection in WAL mode with
+ * synchronous=FULL, so a committed transaction is on disk (fsync) before
+ * its promise resolves. Calls are synchronous underneath; batching callers
+ * (group commit) amortise the fsync.
+ */
+export class SqliteStore implements Store {
+  readonly engine = 'sqlite';
+  /** Capability: one process owns the file, so at start every leased delivery is orphaned. */
+  readonly singleProcess = true;
+  readonly db: Database.Database;
+  private readonly stmts: ReturnType<SqliteStore['prepare']>;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    migrate(this.db);
+    this.stmts = this.prepare();
+  }
+
+  static fromUrl(url: string): SqliteStore {
+    return new SqliteStore(url.replace(/^sqlite:(\/\/)?/, ''));
+  }
+
+  private prepare() {
+    const d = this.db;
+    return {
+      insertMessage: d.prepare('INSERT INTO messages (id, app_id, event_id, event_type, channels, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insertDelivery: d.prepare('INSERT INTO deliveries (msg_id, app_id, endpoint_id, status, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?)'),
+      enqueueEndpoint: d.prepare(
+        'INSERT INTO endpoint_queue (endpoint_id, next_due_at) VALUES (?, ?) ON CONFLICT (endpoint_id) DO UPDATE SET next_due_at = MIN(next_due_at, excluded.next_due_at)',
+      ),
+      insertIdem: d.prepare('INSERT OR REPLACE INTO idempotency (key, status_code, body, created_at) VALUES (?, ?, ?, ?)'),
+      insertApp: d.prepare('INSERT INTO applications (id, uid, name, metadata, throttle_rate, created_at, updated_at) VALUES (@id, @uid, @name, @metadata, @throttle_rate, @created_at, @updated_at)'),
+      dueEndpoints: d.prepare('SELECT endpoint_id FROM endpoint_queue WHERE next_due_at <= ? ORDER BY next_due_at LIMIT ? OFFSET ?'),
+      dueDeliveries: d.prepare('SELECT * FROM deliveries WHERE endpoint_id = ? AND status = 1 AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?'),
+      leaseDelivery: d.prepare('UPDATE deliveries SET status = 3, lease_until = ?, updated_at = ? WHERE id = ?'),
+      minDue: d.prepare('SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE endpoint_id = ? AND status = 1'),
+      setQueue: d.prepare('UPDATE endpoint_queue SET next_due_at = ? WHERE endpoint_id = ?'),
+      dropQueue: d.prepare('DELETE FROM endpoint_queue WHERE endpoint_id = ?'),
+      getEndpoint: d.prepare('SELECT * FROM endpoints WHERE id = ?'),
+      getMessage: d.prepare('SELECT * FROM messages WHERE id = ?'),
+      insertAttempt: d.prepare(
+        'INSERT INTO attempts (id, msg_id, endpoint_id, app_id, url, status, status_code, response, duration_ms, trigger_type, error, created_at) ' +
+          'VALUES (@id, @msg_id, @endpoint_id, @app_id, @url, @status, @status_code, @response, @duration_ms, @trigger_type, @error, @created_at)',
+      ),
+      finishDelivery: d.prepare(
+        'UPDATE deliveries SET status = ?, next_attempt_at = ?, attempts = attempts + ?, lease_until = NULL, manual = 0, updated_at = ? WHERE id = ?',
+      ),
+      // Both CASEs read the old row, so the cutoff test sees the failing_since from before this attempt.
+      endpointFailed: d.prepare(
+        'UPDATE endpoints SET failing_since = COALESCE(failing_since, @now), ' +
+          'disabled = CASE WHEN @gone = 1 OR COALESCE(failing_since, @now) <= @cutoff THEN 1 ELSE disabled END, ' +
+          'updated_at = CASE WHEN disabled = 0 AND (@gone = 1 OR COALESCE(failing_since, @now) <= @cutoff) THEN @now ELSE updated_at END WHERE id = @id',
+      ),
+      endpointOk: d.prepare('UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL'),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async getSetting(key: string): Promise<string | null> {
+    const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined;
+    return r?.value ?? null;
+  }
+  async setSetting(key: string, value: string): Promise<void> {
+    this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  // --- applications -------------------------------------------------------
+
+  async insertApp(app: AppRow): Promise<void> {
+    try {
+      this.stmts.insertApp.run(appToRow(app));
+    } catch (e) {
+      rethrowUnique(e);
+    }
+  }
+  async findApp(idOrUid: string): Promise<AppRow | null> {
+    const r = this.db.prepare('SELECT * FROM applications WHERE id = ? UNION ALL SELECT * FROM applications WHERE uid = ? LIMIT 1').get(idOrUid, idOrUid) as AppCols | undefined;
+    return r ? appFromRow(r) : null;
+  }
+  async listApps(q: PageQuery): Promise<Page<AppRow>> {
+    const p = pageSql('id', q);
+    const rows = this.db.prepare(`SELECT * FROM applications WHERE ${p.where} ORDER BY ${p.orderBy} LIMIT ?`).all(...p.params, p.limit) as AppCols[];
+    return toPage(rows, q, p.backwards, (r) => r.id, appFromRow);
+  }
+  async updateApp(app: AppRow): Promise<void> {
+    try {
+      this.db.prepare('UPDATE applications SET uid=@uid, name=@name, metadata=@metadata, throttle_rate=@throttle_rate, updated_at=@updated_at WHERE id=@id').run(appToRow(app));
+    } catch (e) {
+      rethrowUnique(e);
+    }
+  }
+  async deleteApp(id: string): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM endpoint_queue WHERE endpoint_id IN (SELECT id FROM endpoints WHERE app_id = ?)').run(id);
+      this.db.prepare('DELETE FROM deliveries WHERE app_id = ?').run(id);
+      this.db.prepare('DELETE FROM attempts WHERE app_id = ?').run(id);
+      this.db.prepare('DELETE FROM applications WHERE id = ?').run(id);
+    })();
+  }
+
+  // --- event types --------------------------------------------------------
+
+  async insertEventType(et: EventTypeRow): Promise<void> {
+    try {
+      this.db.prepare('INSERT INTO event_types VALUES (@name, @description, @archived, @deprecated, @feature_flag, @schemas, @created_at, @updated_at)').run(eventTypeToRow(et));
+    } catch (e) {
+      rethrowUnique(e);
+    }
+  }
+  async findEventType(name: string): Promise<EventTypeRow | null> {
+    const r = this.db.prepare('SELECT * FROM event_types WHERE name = ?').get(name) as EventTypeCols | undefined;
+    return r ? eventTypeFromRow(r) : null;
+  }
+  async listEventTypes(q: PageQuery, includeArchived: boolean): Promise<Page<EventTypeRow>> {
+    const p = pageSql('name', q);
+    const rows = this.db
+      .prepare(`SELECT * FROM event_types WHERE ${p.where} ${includeArchived ? '' : 'AND archived = 0'} ORDER BY ${p.orderBy} LIMIT ?`)
+      .all(...p.params, p.limit) as EventTypeCols[];
+    return toPage(rows, q, p.backwards, (r) => r.name, eventTypeFromRow);
+  }
+  async updateEventType(et: EventTypeRow): Promise<void> {
+    this.db
+      .prepare('UPDATE event_types SET description=@description, archived=@archived, deprecated=@deprecated, feature_flag=@feature_flag, schemas=@schemas, updated_at=@updated_at WHERE name=@name')
+      .run(eventTypeToRow(et));
+  }
+  async deleteEventType(name: string): Promise<void> {
+    this.db.prepare('DELETE FROM event_types WHERE name = ?').run(name);
+  }
+
+  // --- endpoints ----------------------------------------------------------
+
+  async insertEndpoint(ep: EndpointRow): Promise<void> {
+    try {
+      this.db
+        .prepare(
+          'INSERT INTO endpoints VALUES (@id, @app_id, @uid, @url, @description, @disabled, @event_types, @channels, @metadata, @throttle_rate, @headers, @secrets, @failing_since, @created_at, @updated_at)',
+        )
+        .run(endpointToRow(ep));
+    } catch (e) {
+      rethrowUnique(e);
+    }
+  }
+  async findEndpoint(appId: string, idOrUid: string): Promise<EndpointRow | null> {
+    const r = this.db
+      .prepare('SELECT * FROM endpoints WHERE app_id = ? AND id = ? UNION ALL SELECT * FROM endpoints WHERE app_id = ? AND uid = ? LIMIT 1')
+      .get(appId, idOrUid, appId, idOrUid) as EndpointCols | undefined;
+    return r ? endpointFromRow(r) : null;
+  }
+  async listEndpoints(appId: string, q: PageQuery): Promise<Page<EndpointRow>> {
+    const p = pageSql('id', q);
+    const rows = this.db.prepare(`SELECT * FROM endpoints WHERE app_id = ? AND ${p.where} ORDER BY ${p.orderBy} LIMIT ?`).all(appId, ...p.params, p.limit) as EndpointCols[];
+    return toPage(rows, q, p.backwards, (r) => r.id, endpointFromRow);
+  }
+  async appEndpoints(appId: string): Promise<EndpointRow[]> {
+    return (this.db.prepare('SELECT * FROM endpoints WHERE app_id = ? ORDER BY id').all(appId) as EndpointCols[]).map(endpointFromRow);
+  }
+  async updateEndpoint(ep: EndpointRow): Promise<void> {
+    try {
+      this.db
+        .prepare(
+          'UPDATE endpoints SET uid=@uid, url=@url, description=@description, disabled=@disabled, event_types=@event_types, channels=@channels, metadata=@metadata, ' +
+            'throttle_rate=@throttle_rate, headers=@headers, secrets=@secrets, failing_since=@failing_since, updated_at=@updated_at WHERE id=@id',
+        )
+        .run(endpointToRow(ep));
+    } catch (e) {
+      rethrowUnique(e);
+    }
+  }
+  async deleteEndpoint(id: string): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM endpoint_queue WHERE endpoint_id = ?').run(id);
+      this.db.prepare('DELETE FROM deliveries WHERE endpoint_id = ?').run(id);
+      this.db.prepare('DELETE FROM endpoints WHERE id = ?').run(id);
+    })();
+  }
+
+  // --- messages -----------------------------------------------------------
+
+  async insertMessages(items: NewMessage[]): Promise<(Error | null)[]> {
+    const s = this.stmts;
+    const results: (Error | null)[] = [];
+    this.db.transaction(() => {
+      for (const item of items) {
+        const m = item.message;
+        try {
+          if (item.createApp) {
+            try {
+              s.insertApp.run(appToRow(item.createApp));
+            } catch (e) {
+              if (!uniqueField(e)) throw e;
+              // Made meanwhile (another item of this batch, another request): use that one.
+              const existing = this.db.prepare('SELECT id FROM applications WHERE uid = ?').get(item.createApp.uid) as { id: string };
+              m.appId = existing.id;
+            }
+          }
+          s.insertMessage.run(m.id, m.appId, m.eventId, m.eventType, m.channels === null ? null : JSON.stringify(m.channels), m.payload, m.createdAt);
+        } catch (e) {
+          const field = uniqueField(e);
+          if (!field) throw e;
+          results.push(new UniqueViolation(field === 'event_id' ? 'eventId' : field));
+          continue;
+        }
+        for (const epId of item.endpointIds) {
+          s.insertDelivery.run(m.id, m.appId, epId, m.createdAt, m.createdAt, m.createdAt);
+          s.enqueueEndpoint.run(epId, m.createdAt);
+        }
+        if (item.idempotency) {
+          const r = item.idempotency;
+          s.insertIdem.run(r.key, r.statusCode, r.body, r.createdAt);
+        }
+        results.push(null);
+      }
+    })();
+    return results;
+  }
+  async findMessage(appId: string, idOrEventId: string): Promise<MessageRow | null> {
+    const r = this.db
+      .prepare('SELECT * FROM messages WHERE app_id = ? AND id = ? UNION ALL SELECT * FROM messages WHERE app_id = ? AND event_id = ? LIMIT 1')
+      .get(appId, idOrEventId, appId, idOrEventId) as MessageCols | undefined;
+    return r ? messageFromRow(r) : null;
+  }
+  async listMessages(appId: string, f: MessageFilter, q: PageQuery): Promise<Page<MessageRow>> {
+    const p = pageSql('m.id', q);
+    const params: unknown[] = [appId];
+    const extra = messageWhere(f, params);
+    const rows = this.db
+      .prepare(`SELECT m.* FROM messages m WHERE m.app_id = ? ${extra} AND ${p.where} ORDER BY ${p.orderBy} LIMIT ?`)
+      .all(...params, ...p.params, p.limit) as MessageCols[];
+    return toPage(rows, q, p.backwards, (r) => r.id, messageFromRow);
+  }
+  async expungeMessage(msgId: string): Promise<void> {
+    this.db.prepare('UPDATE messages SET payload = NULL WHERE id = ?').run(msgId);
+  }
+
+  async getIdempotent(key: string): Promise<IdempotentResponse | null> {
+    const r = this.db.prepare('SELECT * FROM idempotency WHERE key = ?').get(key) as { key: string; status_code: number; body: string; created_at: number } | undefined;
+    return r ? { key: r.key, statusCode: r.status_code, body: r.body, createdAt: r.created_at } : null;
+  }
+  async putIdempotent(r: IdempotentResponse): Promise<void> {
+    this.stmts.insertIdem.run(r.key, r.statusCode, r.body, r.createdAt);
+  }
+
+  // --- the delivery queue -------------------------------------------------
+
+  async claimDue(now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number): Promise<ClaimedDelivery[]> {
+    const s = this.stmts;
+    const claimed: ClaimedDelivery[] = [];
+    this.db.transaction(() => {
+      const PAGE = 64;
+      // Walk endpoints by due time; saturated endpoints are skipped without
+      // touching their backlog, so they cannot hold others up.
+      for (let offset = 0; claimed.length < limit && offset < 4096; offset += PAGE) {
+        const eps = s.dueEndpoints.all(now, PAGE, offset) as { endpoint_id: string }[];
+        for (const { endpoint_id } of eps) {
+          const free = Math.min(slots(endpoint_id), limit - claimed.length);
+          if (free <= 0) continue;
+          const rows = s.dueDeliveries.all(endpoint_id, now, free) as DeliveryCols[];
+          if (rows.length > 0) {
+            const epRow = s.getEndpoint.get(endpoint_id) as EndpointCols | undefined;
+            if (!epRow) continue;
+            const endpoint = endpointFromRow(epRow);
+            for (const r of rows) {
+              s.leaseDelivery.run(now + leaseMs, now, r.id);
+              const msg = s.getMessage.get(r.msg_id) as MessageCols;
+              claimed.push({ delivery: { ...deliveryFromRow(r), status: Status.sending }, message: messageFromRow(msg), endpoint });
+            }
+          }
+          const next = (s.minDue.get(endpoint_id) as { t: number | null }).t;
+          if (next === null) s.dropQueue.run(endpoint_id);
+          else s.setQueue.run(next, endpoint_id);
+        }
+        if (eps.length < PAGE) break;
+      }
+    })();
+    return claimed;
+  }
+
+  async reclaimExpired(now: number): Promise<number> {
+    let n = 0;
+    this.db.transaction(() => {
+      const rows = this.db.prepare('SELECT id, endpoint_id FROM deliveries WHERE status = 3 AND lease_until < ?').all(now) as { id: number; endpoint_id: string }[];
+      const t = Math.min(now, Date.now());
+      for (const r of rows) {
+        this.db.prepare('UPDATE deliveries SET status = 1, lease_until = NULL, next_attempt_at = ? WHERE id = ?').run(t, r.id);
+        this.stmts.enqueueEndpoint.run(r.endpoint_id, t);
+      }
+      n = rows.length;
+    })();
+    return n;
+  }
+
+  async completeAttempts(results: AttemptResult[]): Promise<void> {
+    const s = this.stmts;
+    this.db.transaction(() => {
+      for (const r of results) {
+        if (r.attempt) s.insertAttempt.run(attemptToRow(r.attempt));
+        s.finishDelivery.run(r.status, r.nextAttemptAt, r.attempt ? 1 : 0, r.at, r.deliveryId);
+        if (r.nextAttemptAt !== null && r.status === Status.pending) s.enqueueEndpoint.run(r.endpointId, r.nextAttemptAt);
+        if (!r.attempt) continue;
+        if (r.endpointOk) s.endpointOk.run(r.endpointId);
+        else s.endpointFailed.run({ now: r.at, gone: r.disableEndpoint ? 1 : 0, cutoff: r.failingCutoff, id: r.endpointId });
+      }
+    })();
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    const r = this.db.prepare('SELECT MIN(next_due_at) AS t FROM endpoint_queue').get() as { t: number | null };
+    return r.t;
+  }
+
+  async resend(msgId: string, endpointId: string, now: number): Promise<void> {
+    this.db.transaction(() => {
+      const existing = this.db.prepare('SELECT id, app_id, status FROM deliveries WHERE msg_id = ? AND endpoint_id = ?').get(msgId, endpointId) as
+        | { id: number; status: number }
+        | undefined;
+      if (existing) {
+        // A delivery already in flight keeps its claim; the manual flag makes its next attempt manual.
+        if (existing.status === Status.sending) return;
+        this.db.prepare('UPDATE deliveries SET status = 1, next_attempt_at = ?, manual = 1, updated_at = ? WHERE id = ?').run(now, now, existing.id);
+      } else {
+        const m = this.stmts.getMessage.get(msgId) as MessageCols;
+        this.db
+          .prepare('INSERT INTO deliveries (msg_id, app_id, endpoint_id, status, next_attempt_at, manual, created_at, updated_at) VALUES (?, ?, ?, 1, ?, 1, ?, ?)')
+          .run(msgId, m.app_id, endpointId, now, now, now);
+      }
+      this.stmts.enqueueEndpoint.run(endpointId, now);
+    })();
+  }
+
+  async recover(endpointId: string, since: number, until: number, now: number): Promise<number> {
+    let n = 0;
+    this.db.transaction(() => {
+      n = this.db
+        .prepare('UPDATE deliveries SET status = 1, next_attempt_at = ?, updated_at = ? WHERE endpoint_id = ? AND status = 2 AND created_at >= ? AND created_at < ?')
+        .run(now, now, endpointId, since, until).changes;
+      if (n > 0) this.stmts.enqueueEndpoint.run(endpointId, now);
+    })();
+    return n;
+  }
+
+  async findDelivery(msgId: string, endpointId: string): Promise<DeliveryRow | null> {
+    const r = this.db.prepare('SELECT * FROM deliveries WHERE msg_id = ? AND endpoint_id = ?').get(msgId, endpointId) as DeliveryCols | undefined;
+    return r ? deliveryFromRow(r) : null;
+  }
+
+  async listDestinations(msgId: string, q: PageQuery): Promise<Page<{ endpoint: EndpointRow; delivery: DeliveryRow }>> {
+    const p = pageSql('e.id', q);
+    const rows = this.db
+      .prepare(
+        `SELECT e.*, d.id AS d_id, d.msg_id AS d_msg_id, d.status AS d_status, d.attempts AS d_attempts, d.next_attempt_at AS d_next, d.manual AS d_manual,
+                d.created_at AS d_created, d.updated_at AS d_updated
+         FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.msg_id = ? AND ${p.where} ORDER BY ${p.orderBy} LIMIT ?`,
+      )
+      .all(msgId, ...p.params, p.limit) as (EndpointCols & Record<string, number | string>)[];
+    return toPage(rows, q, p.backwards, (r) => r.id, (r) => ({
+      endpoint: endpointFromRow(r),
+      delivery: deliveryFromRow({
+        id: r.d_id as number, msg_id: r.d_msg_id as string, app_id: r.app_id, endpoint_id: r.id, status: r.d_status as number, attempts: r.d_attempts as number,
+        next_attempt_at: r.d_next as number | null, manual: r.d_manual as number, created_at: r.d_created as number, updated_at: r.d_updated as number,
+      }),
+    }));
+  }
+
+  async listEndpointMessages(endpointId: string, f: AttemptFilter, q: PageQuery): Promise<Page<{ message: MessageRow; delivery: DeliveryRow }>> {
+    const p = pageSql('m.id', q);
+    const params: unknown[] = [endpointId];
+    let extra = messageWhere(f, params);
+    if (f.status !== undefined) {
+      extra += ' AND d.status = ?';
+      params.push(f.status);
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT m.*, d.id AS d_id, d.status AS d_status, d.attempts AS d_attempts, d.next_attempt_at AS d_next, d.manual AS d_manual, d.created_at AS d_created,
+                d.updated_at AS d_updated, d.endpoint_id AS d_endpoint
+         FROM deliveries d JOIN messages m ON m.id = d.msg_id WHERE d.endpoint_id = ? ${extra} AND ${p.where} ORDER BY ${p.orderBy} LIMIT ?`,
+      )
+      .all(...params, ...p.params, p.limit) as (MessageCols & Record<string, number | string>)[];
+    return toPage(rows, q, p.backwards, (r) => r.id, (r) => ({
+      message: messageFromRow(r),
+      delivery: deliveryFromRow({
+        id: r.d_id as number, msg_id: r.id, app_id: r.app_id, endpoint_id: r.d_endpoint as string, status: r.d_status as number, attempts: r.d_attempts as number,
+        next_attempt_at: r.d_next as number | null, manual: r.d_manual as number, created_at: r.d_created as number, updated_at: r.d_updated as number,
+      }),
+    }));
+  }
+
+  async endpointStats(endpointId: string, since: number | null, until: number | null) {
+    const rows = this.db
+      .prepare('SELECT status, COUNT(*) AS n FROM deliveries WHERE endpoint_id = ? AND created_at >= ? AND created_at < ? GROUP BY status')
+      .all(endpointId, since ?? 0, until ?? Number.MAX_SAFE_INTEGER) as { status: number; n: number }[];
+    const out = { success: 0, pending: 0, fail: 0, sending: 0, canceled: 0 };
+    for (const r of rows) {
+      if (r.status === Status.success) out.success = r.n;
+      else if (r.status === Status.pending) out.pending = r.n;
+      else if (r.status === Status.fail) out.fail = r.n;
+      else if (r.status === Status.sending) out.sending = r.n;
+    }
+    return out;
+  }
+
+  // --- attempts -----------------------------------------------------------
+
+  async findAttempt(msgId: string, attemptId: string): Promise<AttemptRow | null> {
+    const r = this.db.prepare('SELECT * FROM attempts WHERE msg_id = ? AND id = ?').get(msgId, attemptId) as AttemptCols | undefined;
+    return r ? attemptFromRow(r) : null;
+  }
+  private listAttempts(column: 'msg_id' | 'endpoint_id', value: string, f: AttemptFilter, q: PageQuery): Page<AttemptRow> {
+    const p = pageSql('a.id', q);
+    const params: unknown[] = [value];
+    let extra = attemptWhere(f, params, 'a');
+    const needsMessage = f.channel !== undefined || (f.eventTypes?.length ?? 0) > 0;
+    const msgParams: unknown[] = [];
+    const msgExtra = messageWhere({ channel: f.channel, eventTypes: f.eventTypes }, msgParams);
+    if (f.before !== undefined) {
+      extra += ' AND a.created_at < ?';
+      params.push(f.before);
+    }
+    if (f.after !== undefined) {
+      extra += ' AND a.created_at > ?';
+      params.push(f.after);
+    }
+    const sql = needsMessage
+      ? `SELECT a.* FROM attempts a JOIN messages m ON m.id = a.msg_id WHERE a.${column} = ? ${extra} ${msgExtra} AND ${p.where} ORDER BY ${p.orderBy} LIMIT ?`
+      : `SELECT a.* FROM attempts a WHERE a.${column} = ? ${extra} AND ${p.where} ORDER BY ${p.orderBy} LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...params, ...msgParams, ...p.params, p.limit) as AttemptCols[];
+    return toPage(rows, q, p.backwards, (r) => r.id, attemptFromRow);
+  }
+  async listAttemptsByMessage(msgId: string, f: AttemptFilter, q: PageQuery): Promise<Page<AttemptRow>> {
+    return this.listAttempts('msg_id', msgId, f, q);
+  }
+  async listAttemptsByEndpoint(endpointId: string, f: AttemptFilter, q: PageQuery): Promise<Page<AttemptRow>> {
+    return this.listAttempts('endpoint_id', endpointId, f, q);
+  }
+  async expungeAttempt(attemptId: string): Promise<void> {
+    this.db.prepare("UPDATE attempts SET response = '' WHERE id = ?").run(attemptId);
+  }
+}
