@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger';
 import { Ajv, type ErrorObject } from 'ajv';
 import formats from 'ajv-formats';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { applicationRoutes } from './api/applications.js';
 import { attemptRoutes } from './api/attempts.js';
 import { endpointRoutes } from './api/endpoints.js';
@@ -42,6 +42,9 @@ export async function buildServer(hl: Hooklane): Promise<FastifyInstance> {
     // Ids and uids come from clients; keep route matching predictable.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
     ajv: undefined,
+    // Bad percent-encoding or an over-long path parameter: the router answers
+    // these itself, so give them the API's {code, detail} shape here.
+    frameworkErrors: (err, _req, reply) => void (reply as FastifyReply).status(err.statusCode ?? 400).send({ code: 'bad_request', detail: err.message }),
   });
   const bodyAjv = makeAjv(false);
   const queryAjv = makeAjv(true);

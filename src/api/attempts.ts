@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { notFound } from '../errors.js';
+import { HttpError, notFound } from '../errors.js';
 import type { AttemptFilter } from '../store/types.js';
 import { attemptOut, deliveryState, endpointOut, errorResponses, loadEndpoint, loadMessage, mapPage, messageOut, ms, pageQuery, type Req, type RouteContext } from './common.js';
 import { eventTypesParam } from './messages.js';
@@ -104,6 +104,8 @@ export function attemptRoutes({ app, hl }: RouteContext): void {
     const { app: a, message } = await loadMessage(hl, req.params.app_id, req.params.msg_id);
     const ep = await hl.store.findEndpoint(a.id, req.params.endpoint_id);
     if (!ep) throw notFound('Endpoint');
+    // The contract: a message whose payload was deleted cannot be resent.
+    if (message.payload === null) throw new HttpError(400, 'missing_payload', 'The payload of this message was deleted; it cannot be resent');
     await hl.store.resend(message.id, ep.id, Date.now());
     hl.dispatcher?.wake();
     return reply.status(202).send({});

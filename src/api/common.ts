@@ -62,7 +62,7 @@ export const eventTypeOut = (e: EventTypeRow, withSchemas = true) => ({
 });
 
 export const endpointOut = (e: EndpointRow) => ({
-  id: e.id, uid: e.uid, url: e.url, description: e.description, disabled: e.disabled, eventTypes: e.eventTypes, channels: e.channels,
+  id: e.id, uid: e.uid, url: e.url, description: e.description, disabled: e.disabled, eventTypes: e.eventTypes, filterTypes: e.eventTypes, channels: e.channels,
   metadata: e.metadata, throttleRate: e.throttleRate, version: 1, createdAt: iso(e.createdAt), updatedAt: iso(e.updatedAt),
 });
 

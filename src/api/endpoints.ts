@@ -38,6 +38,14 @@ export function endpointRoutes(ctx: RouteContext): void {
       throw invalid(['body', field], (e as Error).message);
     }
   };
+  // Svix SDKs send the endpoint's event types as `filterTypes`; the Svix
+  // server takes it as an alias of `eventTypes`, and so do we.
+  const filterTypesAlias = async (req: { body: unknown }) => {
+    const b = req.body as Record<string, unknown> | null;
+    if (b === null || typeof b !== 'object' || Array.isArray(b) || !('filterTypes' in b)) return;
+    if (!('eventTypes' in b)) b.eventTypes = b.filterTypes;
+    delete b.filterTypes;
+  };
   const checkUid = (uid: string | null | undefined) => {
     if (uid && uid.startsWith('ep_')) throw invalid(['body', 'uid'], 'uid must not start with ep_');
   };
@@ -68,6 +76,7 @@ export function endpointRoutes(ctx: RouteContext): void {
 
   app.post('/api/v1/app/:app_id/endpoint', {
     schema: { tags, summary: 'Create an endpoint', params: AppParams, body: EndpointIn, response: { 201: out, ...errorResponses } },
+    preValidation: filterTypesAlias,
   }, async (req: Req<AP, unknown, EndpointIn>, reply) => {
     const a = await loadApp(hl, req.params.app_id);
     const b = req.body;
@@ -89,6 +98,7 @@ export function endpointRoutes(ctx: RouteContext): void {
 
   app.put('/api/v1/app/:app_id/endpoint/:endpoint_id', {
     schema: { tags, summary: 'Update an endpoint, or create it with this uid', params: EpParams, body: EndpointUpdate, response: { 200: out, 201: out, ...errorResponses } },
+    preValidation: filterTypesAlias,
   }, async (req: Req<EP, unknown, EndpointUpdate>, reply) => {
     const a = await loadApp(hl, req.params.app_id);
     const b = req.body;
@@ -117,6 +127,7 @@ export function endpointRoutes(ctx: RouteContext): void {
 
   app.patch('/api/v1/app/:app_id/endpoint/:endpoint_id', {
     schema: { tags, summary: 'Partly update an endpoint', params: EpParams, body: EndpointPatch, response: { 200: out, ...errorResponses } },
+    preValidation: filterTypesAlias,
   }, async (req: Req<EP, unknown, EndpointPatch>) => {
     const { endpoint: e } = await loadEndpoint(hl, req.params.app_id, req.params.endpoint_id);
     const b = req.body;

@@ -111,6 +111,8 @@ const EndpointOutFields = {
   id: Type.String(), uid: Nullable(Type.String()), url: Type.String(), description: Type.String(), disabled: Type.Boolean(),
   eventTypes: Nullable(Type.Array(Type.String())), channels: Nullable(Type.Array(Type.String())), metadata: Metadata,
   throttleRate: Nullable(Type.Integer()), createdAt: DateTime, updatedAt: DateTime,
+  /** Deprecated alias of eventTypes, read by the Svix SDKs. */
+  filterTypes: Type.Optional(Nullable(Type.Array(Type.String()))),
 };
 export const EndpointOut = Type.Object({ ...EndpointOutFields, version: Type.Integer() }, { $id: 'EndpointOut' });
 export const EndpointSecretOut = Type.Object({ key: Type.String() }, { $id: 'EndpointSecretOut' });

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { decide, type RetryPolicy } from '../domain/retry.js';
@@ -26,16 +28,25 @@ export class Dispatcher {
   private pending: AttemptResult[] = [];
   private flushing: Promise<void> | null = null;
   private idle: (() => void)[] = [];
+  /** Lease owner id of this dispatcher: unique per process and start. */
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  /** Deliveries this dispatcher holds a lease on, renewed by the heartbeat. */
+  private readonly leased = new Set<number>();
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private unwatch: (() => Promise<void>) | null = null;
 
   constructor(
-    private readonly store: Store & { singleProcess?: boolean },
+    private readonly store: Store,
     private readonly config: Config,
     private readonly log: Logger,
   ) {
     this.http = new HttpClient({
       timeoutMs: config.requestTimeoutMs,
       maxResponseBytes: config.maxResponseBytes,
-      connectionsPerOrigin: config.endpointConcurrency,
+      // Not endpointConcurrency: endpoints of many apps share an origin (hooks.slack.com), and
+      // one hanging endpoint would hold every connection and queue the others behind it.
+      // The dispatcher's own caps bound what is in flight.
+      connectionsPerOrigin: config.deliveryConcurrency,
       policy: new AddressPolicy(config.allowedSubnets),
     });
     this.policy = { schedule: config.retrySchedule, jitter: config.retryJitter };
@@ -45,13 +56,29 @@ export class Dispatcher {
     this.running = true;
     // With one process per database, anything still leased was orphaned by a crash.
     const now = Date.now();
-    const orphans = await this.store.reclaimExpired(this.store.singleProcess ? Number.MAX_SAFE_INTEGER : now);
+    const orphans = await this.store.reclaimExpired(this.store.capabilities.singleProcess ? Number.MAX_SAFE_INTEGER : now);
     if (orphans > 0) this.log.info({ orphans }, 'requeued deliveries left in flight by a previous run');
     this.reclaimTimer = setInterval(() => {
       this.store.reclaimExpired(Date.now()).then((n) => n > 0 && this.wake(), (e) => this.log.error({ err: e }, 'reclaim failed'));
     }, Math.max(1000, Math.floor(this.config.leaseMs / 4)));
     this.reclaimTimer.unref();
+    // Heartbeat: a slow attempt keeps its lease, so no other worker reclaims it meanwhile.
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), Math.max(100, Math.floor(this.config.leaseMs / 3)));
+    this.heartbeatTimer.unref();
+    // Other processes writing work wake this one without waiting for the poll.
+    if (this.store.capabilities.notifications && this.store.watchWork) {
+      this.unwatch = await this.store.watchWork(() => this.wake());
+    }
     this.wake();
+  }
+
+  private heartbeat(): void {
+    if (this.leased.size === 0) return;
+    const ids = [...this.leased];
+    this.store.extendLeases(this.owner, ids, Date.now() + this.config.leaseMs).then(
+      (n) => n < ids.length && this.log.debug({ lost: ids.length - n }, 'some leases were no longer held'),
+      (e) => this.log.error({ err: e }, 'extending leases failed'),
+    );
   }
 
   /** Ask for a claim round soon (new work was written). */
@@ -75,7 +102,7 @@ export class Dispatcher {
     try {
       const room = this.config.deliveryConcurrency - this.inFlight;
       if (room > 0) {
-        claimed = await this.store.claimDue(Date.now(), room, this.config.leaseMs, this.slots);
+        claimed = await this.store.claimDue(this.owner, Date.now(), room, this.config.leaseMs, this.slots);
         for (const c of claimed) this.send(c);
       }
     } catch (e) {
@@ -97,7 +124,10 @@ export class Dispatcher {
     let delay = this.config.pollIntervalMs;
     try {
       const next = await this.store.nextDueAt();
-      if (next !== null) delay = Math.max(0, Math.min(delay, next - Date.now()));
+      // Work already due that this round did not claim is blocked (its endpoint's slots are full):
+      // completions wake us, so wait for them or the poll rather than spin on a 0 ms timer.
+      const now = Date.now();
+      if (next !== null && next > now) delay = Math.min(delay, next - now);
     } catch (e) {
       this.log.error({ err: e }, 'reading next due time failed');
     }
@@ -109,12 +139,14 @@ export class Dispatcher {
   private send(c: ClaimedDelivery): void {
     const epId = c.endpoint.id;
     this.inFlight++;
+    this.leased.add(c.delivery.id);
     this.perEndpoint.set(epId, (this.perEndpoint.get(epId) ?? 0) + 1);
     this.attempt(c)
       .then((r) => this.record(r))
       .catch((e) => this.log.error({ err: e, msgId: c.message.id }, 'delivery attempt crashed'))
       .finally(() => {
         this.inFlight--;
+        this.leased.delete(c.delivery.id);
         const n = (this.perEndpoint.get(epId) ?? 1) - 1;
         if (n === 0) this.perEndpoint.delete(epId);
         else this.perEndpoint.set(epId, n);
@@ -162,7 +194,9 @@ export class Dispatcher {
       at,
       endpointOk: ok,
       disableEndpoint: outcome.kind === 'gone',
-      failingCutoff,
+      // Measured from the end of this attempt, the time a first failure is recorded as failing_since:
+      // from its start, a first failure would never count and 0 hours would need two failures.
+      failingCutoff: at - this.config.endpointDisableAfterHours * 3600_000,
     };
   }
 
@@ -182,7 +216,7 @@ export class Dispatcher {
     const batch = this.pending;
     this.pending = [];
     try {
-      await this.store.completeAttempts(batch);
+      await this.store.completeAttempts(this.owner, batch);
     } catch (e) {
       // The leases run out and the deliveries are retried: at-least-once.
       this.log.error({ err: e, count: batch.length }, 'recording attempts failed');
@@ -201,11 +235,16 @@ export class Dispatcher {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     if (this.reclaimTimer) clearInterval(this.reclaimTimer);
+    const unwatch = this.unwatch;
+    this.unwatch = null;
+    if (unwatch) await unwatch().catch((e: unknown) => this.log.error({ err: e }, 'stopping the work listener failed'));
     const deadline = Date.now() + 10_000;
     while ((this.inFlight > 0 || this.flushing) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
     if (this.flushing) await this.flushing;
+    // Only now: leases of attempts still finishing above were kept alive.
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     await this.http.close();
   }
 }

@@ -12,6 +12,10 @@
  * - attempt: one HTTP POST of a delivery, logged with its outcome.
  * - lease: how long a claimed delivery belongs to the process that claimed it;
  *   an expired lease makes the delivery claimable again (crash recovery).
+ * - lease owner: the worker id that holds a lease; only it may extend the
+ *   lease (heartbeat) or record the delivery's outcome.
+ * - capabilities: what an engine can do, named, so callers test a feature
+ *   rather than an engine name.
  * Times are epoch milliseconds throughout.
  */
 
@@ -182,13 +186,31 @@ export class UniqueViolation extends Error {
   }
 }
 
+/** Named engine features; callers branch on these, never on `engine`. */
+export interface StoreCapabilities {
+  /**
+   * One process owns the database: at start every leased delivery is
+   * orphaned by an earlier run and can be requeued at once.
+   */
+  singleProcess: boolean;
+  /** `watchWork` pushes a signal when new work is written by any process. */
+  notifications: boolean;
+}
+
 /**
  * The persistence contract. Engines implement it whole; the conformance
- * suite in test/store.conformance.test.ts runs against every engine.
+ * suite in test/store/conformance.test.ts runs against every engine.
  */
 export interface Store {
   readonly engine: string;
+  readonly capabilities: StoreCapabilities;
   close(): Promise<void>;
+  /**
+   * Calls `onWork` (possibly spuriously) whenever any process writes due work:
+   * new messages, resends, recoveries, scheduled retries. Resolves once
+   * listening, with a function that stops it. Only when `capabilities.notifications`.
+   */
+  watchWork?(onWork: () => void): Promise<() => Promise<void>>;
 
   getSetting(key: string): Promise<string | null>;
   setSetting(key: string, value: string): Promise<void>;
@@ -229,13 +251,24 @@ export interface Store {
 
   /**
    * Claims up to `limit` due deliveries, at most `slots(endpointId)` per
-   * endpoint, leasing them until `now + leaseMs`.
+   * endpoint, leasing them to `owner` until `now + leaseMs`.
    */
-  claimDue(now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number): Promise<ClaimedDelivery[]>;
+  claimDue(owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number): Promise<ClaimedDelivery[]>;
   /** Makes deliveries whose lease ran out claimable again; returns how many. */
   reclaimExpired(now: number): Promise<number>;
-  /** Records attempts and moves their deliveries on, one transaction. */
-  completeAttempts(results: AttemptResult[]): Promise<void>;
+  /**
+   * Heartbeat: moves the lease of those deliveries `owner` still holds to
+   * `until`; returns how many. Another owner's leases are never touched.
+   */
+  extendLeases(owner: string, deliveryIds: number[], until: number): Promise<number>;
+  /**
+   * Records attempts and moves their deliveries on, one transaction. Only
+   * results whose delivery `owner` still holds are applied (attempt row,
+   * delivery state, endpoint health); a result whose lease was lost is
+   * dropped whole, since the delivery now belongs to whoever reclaimed it and
+   * will be attempted again (at-least-once). Returns how many were applied.
+   */
+  completeAttempts(owner: string, results: AttemptResult[]): Promise<number>;
   /** Earliest next attempt among pending deliveries, or null. */
   nextDueAt(): Promise<number | null>;
   /** (Re)queues one delivery for a manual attempt now. */

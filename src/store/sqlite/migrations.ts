@@ -117,6 +117,12 @@ CREATE TABLE idempotency (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'lease_owner',
+    // The worker that holds a lease: only it extends the lease or records the outcome.
+    sql: 'ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;',
+  },
 ];
 
 export function migrate(db: Database.Database): number {

@@ -5,6 +5,7 @@ import {
   Status, UniqueViolation,
   type AppRow, type AttemptFilter, type AttemptResult, type AttemptRow, type ClaimedDelivery, type DeliveryRow, type EndpointRow,
   type EventTypeRow, type IdempotentResponse, type MessageFilter, type MessageRow, type NewMessage, type Page, type PageQuery, type Store,
+  type StoreCapabilities,
 } from '../types.js';
 import { migrate } from './migrations.js';
 import { pageSql, toPage } from './pagination.js';
@@ -76,8 +77,8 @@ function attemptWhere(f: AttemptFilter, params: unknown[], alias: string): strin
  */
 export class SqliteStore implements Store {
   readonly engine = 'sqlite';
-  /** Capability: one process owns the file, so at start every leased delivery is orphaned. */
-  readonly singleProcess = true;
+  /** One process owns the file, so at start every leased delivery is orphaned; wake-ups are in-process. */
+  readonly capabilities: StoreCapabilities = { singleProcess: true, notifications: false };
   readonly db: Database.Database;
   private readonly stmts: ReturnType<SqliteStore['prepare']>;
 
@@ -108,7 +109,7 @@ export class SqliteStore implements Store {
       insertApp: d.prepare('INSERT INTO applications (id, uid, name, metadata, throttle_rate, created_at, updated_at) VALUES (@id, @uid, @name, @metadata, @throttle_rate, @created_at, @updated_at)'),
       dueEndpoints: d.prepare('SELECT endpoint_id FROM endpoint_queue WHERE next_due_at <= ? ORDER BY next_due_at LIMIT ? OFFSET ?'),
       dueDeliveries: d.prepare('SELECT * FROM deliveries WHERE endpoint_id = ? AND status = 1 AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?'),
-      leaseDelivery: d.prepare('UPDATE deliveries SET status = 3, lease_until = ?, updated_at = ? WHERE id = ?'),
+      leaseDelivery: d.prepare('UPDATE deliveries SET status = 3, lease_until = ?, lease_owner = ?, updated_at = ? WHERE id = ?'),
       minDue: d.prepare('SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE endpoint_id = ? AND status = 1'),
       setQueue: d.prepare('UPDATE endpoint_queue SET next_due_at = ? WHERE endpoint_id = ?'),
       dropQueue: d.prepare('DELETE FROM endpoint_queue WHERE endpoint_id = ?'),
@@ -118,8 +119,10 @@ export class SqliteStore implements Store {
         'INSERT INTO attempts (id, msg_id, endpoint_id, app_id, url, status, status_code, response, duration_ms, trigger_type, error, created_at) ' +
           'VALUES (@id, @msg_id, @endpoint_id, @app_id, @url, @status, @status_code, @response, @duration_ms, @trigger_type, @error, @created_at)',
       ),
+      // Applies only while the caller still holds the lease.
       finishDelivery: d.prepare(
-        'UPDATE deliveries SET status = ?, next_attempt_at = ?, attempts = attempts + ?, lease_until = NULL, manual = 0, updated_at = ? WHERE id = ?',
+        'UPDATE deliveries SET status = ?, next_attempt_at = ?, attempts = attempts + ?, lease_until = NULL, lease_owner = NULL, manual = 0, updated_at = ? ' +
+          'WHERE id = ? AND status = 3 AND lease_owner = ?',
       ),
       // Both CASEs read the old row, so the cutoff test sees the failing_since from before this attempt.
       endpointFailed: d.prepare(
@@ -321,7 +324,7 @@ export class SqliteStore implements Store {
 
   // --- the delivery queue -------------------------------------------------
 
-  async claimDue(now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number): Promise<ClaimedDelivery[]> {
+  async claimDue(owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number): Promise<ClaimedDelivery[]> {
     const s = this.stmts;
     const claimed: ClaimedDelivery[] = [];
     this.db.transaction(() => {
@@ -339,7 +342,7 @@ export class SqliteStore implements Store {
             if (!epRow) continue;
             const endpoint = endpointFromRow(epRow);
             for (const r of rows) {
-              s.leaseDelivery.run(now + leaseMs, now, r.id);
+              s.leaseDelivery.run(now + leaseMs, owner, now, r.id);
               const msg = s.getMessage.get(r.msg_id) as MessageCols;
               claimed.push({ delivery: { ...deliveryFromRow(r), status: Status.sending }, message: messageFromRow(msg), endpoint });
             }
@@ -360,7 +363,7 @@ export class SqliteStore implements Store {
       const rows = this.db.prepare('SELECT id, endpoint_id FROM deliveries WHERE status = 3 AND lease_until < ?').all(now) as { id: number; endpoint_id: string }[];
       const t = Math.min(now, Date.now());
       for (const r of rows) {
-        this.db.prepare('UPDATE deliveries SET status = 1, lease_until = NULL, next_attempt_at = ? WHERE id = ?').run(t, r.id);
+        this.db.prepare('UPDATE deliveries SET status = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ? WHERE id = ?').run(t, r.id);
         this.stmts.enqueueEndpoint.run(r.endpoint_id, t);
       }
       n = rows.length;
@@ -368,18 +371,32 @@ export class SqliteStore implements Store {
     return n;
   }
 
-  async completeAttempts(results: AttemptResult[]): Promise<void> {
+  async extendLeases(owner: string, deliveryIds: number[], until: number): Promise<number> {
+    if (deliveryIds.length === 0) return 0;
+    let n = 0;
+    const stmt = this.db.prepare('UPDATE deliveries SET lease_until = ? WHERE id = ? AND status = 3 AND lease_owner = ?');
+    this.db.transaction(() => {
+      for (const id of deliveryIds) n += stmt.run(until, id, owner).changes;
+    })();
+    return n;
+  }
+
+  async completeAttempts(owner: string, results: AttemptResult[]): Promise<number> {
     const s = this.stmts;
+    let applied = 0;
     this.db.transaction(() => {
       for (const r of results) {
+        // A lost lease (reclaimed, maybe claimed again) drops the whole result.
+        if (s.finishDelivery.run(r.status, r.nextAttemptAt, r.attempt ? 1 : 0, r.at, r.deliveryId, owner).changes === 0) continue;
+        applied++;
         if (r.attempt) s.insertAttempt.run(attemptToRow(r.attempt));
-        s.finishDelivery.run(r.status, r.nextAttemptAt, r.attempt ? 1 : 0, r.at, r.deliveryId);
         if (r.nextAttemptAt !== null && r.status === Status.pending) s.enqueueEndpoint.run(r.endpointId, r.nextAttemptAt);
         if (!r.attempt) continue;
         if (r.endpointOk) s.endpointOk.run(r.endpointId);
         else s.endpointFailed.run({ now: r.at, gone: r.disableEndpoint ? 1 : 0, cutoff: r.failingCutoff, id: r.endpointId });
       }
     })();
+    return applied;
   }
 
   async nextDueAt(): Promise<number | null> {
