@@ -1,5 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
+import { loadTls } from './tls.js';
 
 /**
  * All settings, in one place. Order of precedence: defaults, then the config
@@ -11,10 +12,34 @@ export interface Config {
   host: string;
   port: number;
   databaseUrl: string;
+  /**
+   * What this process does: `api` serves the API and never delivers, `worker`
+   * delivers and serves only health, `all` both. api and worker need PostgreSQL.
+   */
+  role: 'all' | 'api' | 'worker';
+  /** Bring the schema up to date on start; when false it must already be current (`hooklane migrate`). */
+  migrateOnStart: boolean;
+  /** PostgreSQL connections in this process's pool. */
+  dbPoolSize: number;
+  /** PostgreSQL URL for the LISTEN connection (session mode), when databaseUrl goes through a transaction pooler. */
+  databaseListenUrl: string | undefined;
+  /** On SIGTERM/SIGINT, how long in-flight deliveries get to finish before the process exits. */
+  shutdownGraceMs: number;
   apiToken: string | undefined;
+  /**
+   * Key material for endpoint secrets at rest (AES-256-GCM, key derived with
+   * HKDF-SHA256): any high-entropy string of at least 32 characters, e.g.
+   * `openssl rand -base64 32`. Required with PostgreSQL; with SQLite, when
+   * unset, one is generated into `main-secret.key` next to the database file.
+   */
+  mainSecret: string | undefined;
   /** Seconds to wait before each retry; its length is the number of retries. */
   retrySchedule: number[];
   allowedSubnets: string[];
+  /** Refuse `http:` endpoint URLs: at save time (422) and at delivery (a failed attempt). */
+  endpointHttpsOnly: boolean;
+  /** The URL clients reach this Hooklane at; endpoints at its origin are refused (no delivery loops). */
+  publicUrl: string | undefined;
   requestTimeoutMs: number;
   endpointDisableAfterHours: number;
   logLevel: string;
@@ -27,12 +52,24 @@ export interface Config {
   endpointConcurrency: number;
   /** Stored response bodies are cut to this many bytes. */
   maxResponseBytes: number;
+  /** Largest API request body; bigger ones are refused with 413. */
+  maxPayloadBytes: number;
+  /** API requests per second per token (a token bucket); 0 turns the limit off. */
+  rateLimitPerSecond: number;
+  /** Requests a full bucket holds; 0 means twice rateLimitPerSecond. */
+  rateLimitBurst: number;
+  /** PEM certificate (chain) file: with tlsKey, the server speaks HTTPS. Both or neither. */
+  tlsCert: string | undefined;
+  /** PEM private key file of tlsCert. */
+  tlsKey: string | undefined;
   /** How long a claimed delivery stays claimed without a heartbeat. */
   leaseMs: number;
   /** Idle poll interval of the dispatcher (it is also woken on new work). */
   pollIntervalMs: number;
   /** Jitter applied to retry delays, as a fraction (0.2 = ±20 %). */
   retryJitter: number;
+  /** Scheme of the key generated for a new endpoint: `hmac` (whsec_, v1) or `ed25519` (whsk_, v1a). */
+  defaultSignatureType: 'hmac' | 'ed25519';
 }
 
 type Parser<T> = (raw: unknown) => T;
@@ -92,6 +129,31 @@ const databaseUrl: Parser<string> = (raw) => {
   return s;
 };
 
+const httpUrl: Parser<string> = (raw) => {
+  const s = str(raw);
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw new Error('must be an absolute URL such as https://hooks.example.com');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('must be an http or https URL');
+  return s;
+};
+
+const postgresUrl: Parser<string> = (raw) => {
+  const s = str(raw);
+  if (!/^postgres(ql)?:\/\//.test(s)) throw new Error('must start with postgres://');
+  return s;
+};
+
+const mainSecret: Parser<string> = (raw) => {
+  const s = str(raw);
+  // Length only: the value is read as key material (HKDF), so it must be random, not a password.
+  if (s.length < 32) throw new Error('must be at least 32 characters of random text, e.g. the output of `openssl rand -base64 32`');
+  return s;
+};
+
 interface Field<K extends keyof Config> {
   env: string;
   parse: Parser<Config[K]>;
@@ -103,9 +165,17 @@ const FIELDS: Fields = {
   host: { env: 'HOOKLANE_HOST', parse: str, default: '0.0.0.0' },
   port: { env: 'HOOKLANE_PORT', parse: int(0, 65535), default: 8071 },
   databaseUrl: { env: 'HOOKLANE_DATABASE_URL', parse: databaseUrl, default: 'sqlite:./data/hooklane.db' },
+  role: { env: 'HOOKLANE_ROLE', parse: oneOf('all', 'api', 'worker'), default: 'all' },
+  migrateOnStart: { env: 'HOOKLANE_MIGRATE_ON_START', parse: bool, default: true },
+  dbPoolSize: { env: 'HOOKLANE_DB_POOL_SIZE', parse: int(1, 10_000), default: 10 },
+  databaseListenUrl: { env: 'HOOKLANE_DATABASE_LISTEN_URL', parse: (raw) => (raw === '' ? undefined : postgresUrl(raw)), default: undefined },
+  shutdownGraceMs: { env: 'HOOKLANE_SHUTDOWN_GRACE_MS', parse: int(0, 3_600_000), default: 10_000 },
   apiToken: { env: 'HOOKLANE_API_TOKEN', parse: (raw) => (raw === '' ? undefined : str(raw)), default: undefined },
+  mainSecret: { env: 'HOOKLANE_MAIN_SECRET', parse: (raw) => (raw === '' ? undefined : mainSecret(raw)), default: undefined },
   retrySchedule: { env: 'HOOKLANE_RETRY_SCHEDULE', parse: list(num(0, 7 * 86400)), default: [5, 300, 1800, 7200, 18000, 36000, 36000] },
   allowedSubnets: { env: 'HOOKLANE_ALLOWED_SUBNETS', parse: list(cidr), default: [] },
+  endpointHttpsOnly: { env: 'HOOKLANE_ENDPOINT_HTTPS_ONLY', parse: bool, default: false },
+  publicUrl: { env: 'HOOKLANE_PUBLIC_URL', parse: (raw) => (raw === '' ? undefined : httpUrl(raw)), default: undefined },
   requestTimeoutMs: { env: 'HOOKLANE_REQUEST_TIMEOUT_MS', parse: int(100, 600_000), default: 15_000 },
   endpointDisableAfterHours: { env: 'HOOKLANE_ENDPOINT_DISABLE_AFTER_HOURS', parse: num(0, 24 * 365), default: 120 },
   logLevel: { env: 'HOOKLANE_LOG_LEVEL', parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'), default: 'info' },
@@ -114,12 +184,21 @@ const FIELDS: Fields = {
   deliveryConcurrency: { env: 'HOOKLANE_DELIVERY_CONCURRENCY', parse: int(1, 100_000), default: 512 },
   endpointConcurrency: { env: 'HOOKLANE_ENDPOINT_CONCURRENCY', parse: int(1, 10_000), default: 64 },
   maxResponseBytes: { env: 'HOOKLANE_MAX_RESPONSE_BYTES', parse: int(0, 10_000_000), default: 20_480 },
+  maxPayloadBytes: { env: 'HOOKLANE_MAX_PAYLOAD_BYTES', parse: int(1024, 100 * 1024 * 1024), default: 1024 * 1024 },
+  rateLimitPerSecond: { env: 'HOOKLANE_RATE_LIMIT_PER_SECOND', parse: int(0, 10_000_000), default: 5000 },
+  rateLimitBurst: { env: 'HOOKLANE_RATE_LIMIT_BURST', parse: int(0, 100_000_000), default: 0 },
+  tlsCert: { env: 'HOOKLANE_TLS_CERT', parse: (raw) => (raw === '' ? undefined : str(raw)), default: undefined },
+  tlsKey: { env: 'HOOKLANE_TLS_KEY', parse: (raw) => (raw === '' ? undefined : str(raw)), default: undefined },
   leaseMs: { env: 'HOOKLANE_LEASE_MS', parse: int(1000, 3_600_000), default: 60_000 },
   pollIntervalMs: { env: 'HOOKLANE_POLL_INTERVAL_MS', parse: int(5, 60_000), default: 500 },
   retryJitter: { env: 'HOOKLANE_RETRY_JITTER', parse: num(0, 0.9), default: 0.2 },
+  defaultSignatureType: { env: 'HOOKLANE_DEFAULT_SIGNATURE_TYPE', parse: oneOf('hmac', 'ed25519'), default: 'hmac' },
 };
 
 export class ConfigError extends Error {}
+
+/** Settings whose values are credentials: never echoed in errors or logs. */
+const SECRET_SETTINGS = new Set<keyof Config>(['apiToken', 'mainSecret']);
 
 function readFile(path: string): Record<string, unknown> {
   try {
@@ -161,10 +240,34 @@ export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessE
     try {
       out[key] = field.parse(raw);
     } catch (e) {
-      throw new ConfigError(`invalid setting ${source}=${JSON.stringify(raw)}: ${(e as Error).message}`);
+      // Secrets are named, never echoed.
+      const shown = SECRET_SETTINGS.has(key) ? '(hidden)' : JSON.stringify(raw);
+      throw new ConfigError(`invalid setting ${source}=${shown}: ${(e as Error).message}`);
     }
   }
-  return out as unknown as Config;
+  const config = out as unknown as Config;
+  checkCombination(config);
+  checkTls(config);
+  return config;
+}
+
+/** Rules that involve several settings. */
+function checkCombination(c: Config): void {
+  if (c.role !== 'all' && c.databaseUrl.startsWith('sqlite:')) {
+    throw new ConfigError(
+      `invalid setting HOOKLANE_ROLE=${c.role}: roles api and worker need PostgreSQL (HOOKLANE_DATABASE_URL=postgres://…); ` +
+        'the embedded SQLite engine is single-process, so its one process must both serve and deliver (HOOKLANE_ROLE=all)',
+    );
+  }
+}
+
+/** HOOKLANE_TLS_CERT and HOOKLANE_TLS_KEY: both or neither, readable, and a matching pair. */
+function checkTls(c: Config): void {
+  try {
+    loadTls(c.tlsCert, c.tlsKey);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
 }
 
 /** The settings table for docs: env name, default. */

@@ -1,39 +1,60 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 // Base62 in ASCII order, so that string order equals numeric order and ids
 // sort by creation time (list pagination relies on it).
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
-export type IdPrefix = 'app' | 'ep' | 'msg' | 'atmpt' | 'src' | 'dlv' | 'qtask';
+export type IdPrefix = 'app' | 'ep' | 'msg' | 'atmpt' | 'src' | 'dlv' | 'qtask' | 'tok';
 
-function base62(value: bigint, width: number): string {
+/** Fixed-width base62 of a non-negative integer below 2^53. */
+function base62(value: number, width: number): string {
   let out = '';
   for (let i = 0; i < width; i++) {
-    out = ALPHABET[Number(value % 62n)] + out;
-    value /= 62n;
+    out = ALPHABET[value % 62] + out;
+    value = Math.floor(value / 62);
   }
   return out;
 }
 
+// Random bytes are drawn from a pool: one syscall per 4 KiB instead of per id.
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+function randomChars(n: number): string {
+  let out = '';
+  while (out.length < n) {
+    if (poolAt >= pool.length) {
+      randomFillSync(pool);
+      poolAt = 0;
+    }
+    const b = pool[poolAt++]!;
+    if (b < 248) out += ALPHABET[b % 62]; // 248 = 4 * 62: no modulo bias
+  }
+  return out;
+}
+
+const COUNTER_SPACE = 62 ** 5;
 let lastMs = 0;
-let counter = 0n;
+let counter = 0;
 
 /**
- * `<prefix>_` + 8 chars of milliseconds + 16 chars of (counter, randomness).
- * Within one millisecond a process-local counter keeps ids increasing, so
- * ids made by one process are strictly monotonic.
+ * `<prefix>_` + 8 chars of milliseconds + 5 chars of counter + 11 random
+ * chars. Within one millisecond the counter (starting at a random point)
+ * keeps ids increasing, so ids made by one process are strictly monotonic.
  */
 export function newId(prefix: IdPrefix, now = Date.now()): string {
   if (now <= lastMs) {
     now = lastMs;
     counter++;
+    if (counter >= COUNTER_SPACE) {
+      // Over 900 million ids in one millisecond: borrow the next one.
+      now = ++lastMs;
+      counter = 0;
+    }
   } else {
     lastMs = now;
-    counter = BigInt(randomBytes(3).readUIntBE(0, 3));
+    counter = Math.floor(Math.random() * (COUNTER_SPACE / 2));
   }
-  const rand = BigInt('0x' + randomBytes(8).toString('hex'));
-  const tail = (counter << 64n) | rand; // counter in the high bits keeps order
-  return `${prefix}_${base62(BigInt(now), 8)}${base62(tail % 62n ** 16n, 16).padStart(16, '0')}`;
+  return `${prefix}_${base62(now, 8)}${base62(counter, 5)}${randomChars(11)}`;
 }
 
 /** True when `value` looks like an id of that prefix (otherwise it is a uid). */

@@ -1,20 +1,23 @@
 import swagger from '@fastify/swagger';
 import { Ajv, type ErrorObject } from 'ajv';
 import formats from 'ajv-formats';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { applicationRoutes } from './api/applications.js';
 import { attemptRoutes } from './api/attempts.js';
 import { endpointRoutes } from './api/endpoints.js';
 import { eventTypeRoutes } from './api/event-types.js';
 import { healthRoutes } from './api/health.js';
 import { idempotency } from './api/idempotency.js';
+import { strictJsonParser } from './api/json-body.js';
 import { messageRoutes } from './api/messages.js';
+import { registerRateLimit } from './api/rate-limit.js';
+import { frameworkHeaders, serverOptions, serving } from './api/serving.js';
 import { EndpointHeadersOut, EndpointOut, EndpointSecretOut, EndpointStats, EndpointMessageOut, EventTypeOut, HttpErrorOut, MessageAttemptOut, MessageEndpointOut, MessageOut, RecoverOut, ValidationErrorOut, ApplicationOut } from './api/schemas.js';
-import { HttpError, ValidationError, unauthorized, type ValidationItem } from './errors.js';
+import { registerAuth } from './auth/hook.js';
+import { HttpError, ValidationError, type ValidationItem } from './errors.js';
 import type { Hooklane } from './hooklane.js';
+import { isDatabaseUnavailable } from './store/unavailable.js';
 import { VERSION } from './version.js';
-
-const PUBLIC_PATHS = new Set(['/api/v1/health', '/api/v1/health/', '/api/v1/health/ping', '/api/v1/openapi.json']);
 
 /** ajv for bodies: no coercion, so `"name": 5` is a 422, not the string "5". */
 function makeAjv(coerce: boolean): Ajv {
@@ -37,15 +40,16 @@ export function validationItems(errors: ErrorObject[], context: string): Validat
 
 export async function buildServer(hl: Hooklane): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: false,
-    bodyLimit: 1024 * 1024,
+    // Logger with request ids, body/header/time limits, TLS: see api/serving.ts.
+    ...serverOptions(hl),
     // Ids and uids come from clients; keep route matching predictable.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
     ajv: undefined,
     // Bad percent-encoding or an over-long path parameter: the router answers
     // these itself, so give them the API's {code, detail} shape here.
-    frameworkErrors: (err, _req, reply) => void (reply as FastifyReply).status(err.statusCode ?? 400).send({ code: 'bad_request', detail: err.message }),
-  });
+    // No hooks run for these, so the security headers and request id are set here too.
+    frameworkErrors: (err, req, reply) => void (reply as FastifyReply).headers(frameworkHeaders(hl, req.id)).status(err.statusCode ?? 400).send({ code: 'bad_request', detail: err.message }),
+  } as FastifyServerOptions) as unknown as FastifyInstance;
   const bodyAjv = makeAjv(false);
   const queryAjv = makeAjv(true);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema));
@@ -65,14 +69,16 @@ export async function buildServer(hl: Hooklane): Promise<FastifyInstance> {
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
 
+  // Input and serving guards, before authentication so that they cover its answers too.
+  strictJsonParser(app);
+  serving(app, hl.config.tlsCert !== undefined);
+  await registerRateLimit(app, { perSecond: hl.config.rateLimitPerSecond, burst: hl.config.rateLimitBurst });
+
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
-    const path = req.url.split('?', 1)[0]!;
-    if (PUBLIC_PATHS.has(path)) return;
-    const auth = req.headers.authorization;
-    const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
-    if (!token || !hl.checkToken(token)) throw unauthorized();
   });
+  // Tokens and application scope (src/auth/hook.ts): sets req.auth.
+  registerAuth(app, hl);
 
   app.setErrorHandler((err: FastifyError | HttpError | ValidationError | Error, req, reply) => {
     if (err instanceof HttpError) {
@@ -88,6 +94,11 @@ export async function buildServer(hl: Hooklane): Promise<FastifyInstance> {
     if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
       const code = fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError ? 'invalid_json' : 'bad_request';
       return reply.status(fe.statusCode).send({ code, detail: fe.message });
+    }
+    if (isDatabaseUnavailable(err)) {
+      // Not a bug: the database is down or unreachable. Clients (and load balancers) may retry.
+      hl.log.debug({ err, reqId: req.id }, 'database unavailable');
+      return reply.status(503).header('retry-after', '1').send({ code: 'database_unavailable', detail: 'the database is unavailable; try again shortly' });
     }
     hl.log.error({ err, reqId: req.id, url: req.url, method: req.method }, 'internal error');
     return reply.status(500).send({ code: 'internal_error', detail: 'internal server error' });

@@ -85,6 +85,8 @@ export const attemptOut = (a: AttemptRow, withContent = true) => ({
 /** Standard error responses, for the OpenAPI document. */
 export const errorResponses = {
   401: { $ref: 'HttpErrorOut#' },
+  // An application token outside what it may do (src/auth/hook.ts).
+  403: { $ref: 'HttpErrorOut#' },
   404: { $ref: 'HttpErrorOut#' },
   409: { $ref: 'HttpErrorOut#' },
   422: { $ref: 'HTTPValidationError#' },

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import { currentKey, DEFAULT_GRACE_SECONDS, examplePayload, reservedHeader, rotate, sensitiveHeader } from '../domain/endpoint-rules.js';
-import { AddressPolicy } from '../delivery/ssrf.js';
+import { AddressPolicy, BlockedAddressError } from '../delivery/ssrf.js';
 import { conflict, invalid } from '../errors.js';
 import { newId } from '../ids.js';
-import { generateSecret, normaliseSecret } from '../signing/hmac.js';
+import { generateKey, normaliseKey, receiverKey, signatureTypeOf } from '../signing/keys.js';
 import { UniqueViolation, type EndpointRow } from '../store/types.js';
 import { endpointOut, errorResponses, iso, loadApp, loadEndpoint, mapPage, messageOut, ms, pageQuery, type Req, type RouteContext } from './common.js';
 import {
@@ -21,21 +21,18 @@ export function endpointRoutes(ctx: RouteContext): void {
   const { app, hl } = ctx;
   const out = { $ref: 'EndpointOut#' };
   const none = { type: 'null' };
-  const policy = new AddressPolicy(hl.config.allowedSubnets);
+  // The port actually listened on (HOOKLANE_PORT may be 0): Hooklane never delivers to itself.
+  const listenPort = () => (hl.url ? Number(new URL(hl.url).port) : 0);
+  const policy = AddressPolicy.fromConfig(hl.config, () => [listenPort()]);
 
+  // Scheme, credentials, HTTPS-only, non-public IP literals in any spelling, loopback and
+  // metadata names, Hooklane itself. Names are resolved only at dial time, checked there.
   const checkUrl = (url: string, field = 'url') => {
-    let u: URL;
     try {
-      u = new URL(url);
-    } catch {
-      throw invalid(['body', field], 'must be an absolute http or https URL');
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(['body', field], 'must use http or https');
-    if (u.username || u.password) throw invalid(['body', field], 'must not carry credentials');
-    try {
-      policy.checkHost(u.hostname);
+      policy.checkUrl(url, 'save');
     } catch (e) {
-      throw invalid(['body', field], (e as Error).message);
+      if (e instanceof BlockedAddressError) throw invalid(['body', field], e.message);
+      throw e;
     }
   };
   // Svix SDKs send the endpoint's event types as `filterTypes`; the Svix
@@ -49,12 +46,14 @@ export function endpointRoutes(ctx: RouteContext): void {
   const checkUid = (uid: string | null | undefined) => {
     if (uid && uid.startsWith('ep_')) throw invalid(['body', 'uid'], 'uid must not start with ep_');
   };
-  const secretOf = (given: string | null | undefined) => {
-    if (!given) return generateSecret();
+  // A key given through the API (whsec_/bare base64: HMAC; whsk_: ed25519), or
+  // a new one of the configured default scheme (HOOKLANE_DEFAULT_SIGNATURE_TYPE).
+  const secretOf = (given: string | null | undefined, loc = ['body', 'secret']) => {
+    if (!given) return generateKey(hl.config.defaultSignatureType);
     try {
-      return normaliseSecret(given);
+      return normaliseKey(given);
     } catch (e) {
-      throw invalid(['body', 'secret'], (e as Error).message);
+      throw invalid(loc, (e as Error).message);
     }
   };
   const save = async (row: EndpointRow, insert: boolean) => {
@@ -111,7 +110,7 @@ export function endpointRoutes(ctx: RouteContext): void {
       const row: EndpointRow = {
         id: newId('ep', now), appId: a.id, uid: b.uid ?? req.params.endpoint_id, url: b.url, description: b.description ?? '', disabled: b.disabled ?? false,
         eventTypes: b.eventTypes ?? null, channels: b.channels ?? null, metadata: b.metadata ?? {}, throttleRate: b.throttleRate ?? null,
-        headers: {}, secrets: [{ key: generateSecret(), expiresAt: null }], failingSince: null, createdAt: now, updatedAt: now,
+        headers: {}, secrets: [{ key: secretOf(null), expiresAt: null }], failingSince: null, createdAt: now, updatedAt: now,
       };
       await save(row, true);
       return reply.status(201).send(endpointOut(row));
@@ -204,15 +203,25 @@ export function endpointRoutes(ctx: RouteContext): void {
   // --- secret ------------------------------------------------------------
 
   app.get('/api/v1/app/:app_id/endpoint/:endpoint_id/secret', {
-    schema: { tags, summary: 'Get the signing secret of an endpoint', params: EpParams, response: { 200: { $ref: 'EndpointSecretOut#' }, ...errorResponses } },
-  }, async (req: Req<EP>) => ({ key: currentKey((await loadEndpoint(hl, req.params.app_id, req.params.endpoint_id)).endpoint.secrets) }));
+    schema: {
+      tags, summary: 'Get the key a receiver verifies signatures with', params: EpParams, response: { 200: { $ref: 'EndpointSecretOut#' }, ...errorResponses },
+      description: 'For an HMAC endpoint, the current `whsec_` secret (it both signs and verifies). For an ed25519 endpoint, the `whpk_` public key '
+        + 'of the current `whsk_` private key; the private key is never returned by any route, so a generated one never leaves the server.',
+    },
+  }, async (req: Req<EP>) => ({ key: receiverKey(currentKey((await loadEndpoint(hl, req.params.app_id, req.params.endpoint_id)).endpoint.secrets)) }));
 
   app.post('/api/v1/app/:app_id/endpoint/:endpoint_id/secret/rotate', {
-    schema: { tags, summary: 'Rotate the signing secret; the old one keeps signing during the grace period', params: EpParams, body: EndpointSecretRotateIn, response: { 204: none, ...errorResponses } },
+    schema: {
+      tags, summary: 'Rotate the signing secret; the old one keeps signing during the grace period', params: EpParams, body: EndpointSecretRotateIn, response: { 204: none, ...errorResponses },
+      description: 'A given `key` may be of either scheme (`whsec_` HMAC or `whsk_` ed25519), so rotation also switches between them. Without `key`, '
+        + 'a new key of the same scheme as the current one is generated. During the grace period every still-valid key signs, each adding its own '
+        + '`v1,`/`v1a,` signature to `webhook-signature`; at most 10 old keys are kept.',
+    },
   }, async (req: Req<EP, unknown, EndpointSecretRotateIn>, reply) => {
     const { endpoint } = await loadEndpoint(hl, req.params.app_id, req.params.endpoint_id);
     const now = Date.now();
-    const key = secretOf(req.body?.key);
+    const given = req.body?.key;
+    const key = given ? secretOf(given, ['body', 'key']) : generateKey(signatureTypeOf(currentKey(endpoint.secrets)));
     const secrets = rotate(endpoint.secrets, key, req.body?.gracePeriodSeconds ?? DEFAULT_GRACE_SECONDS, now);
     await save({ ...endpoint, secrets, updatedAt: now }, false);
     return reply.status(204).send();
@@ -244,7 +253,7 @@ export function endpointRoutes(ctx: RouteContext): void {
       id: newId('msg', now), appId: a.id, eventId: null, eventType: req.body.eventType, channels: null,
       payload: JSON.stringify(examplePayload(req.body.eventType, et?.schemas ?? null)), createdAt: now,
     };
-    await hl.outbox.submit({ message, endpointIds: [endpoint.id] });
+    await hl.outbox.submit({ message, endpointIds: [endpoint.id] }, [endpoint]);
     return messageOut(message);
   });
 

@@ -60,12 +60,11 @@ export function messageRoutes(ctx: RouteContext): void {
     const key = req.idempotencyKey;
     if (key) req.idempotencyStored = true;
     try {
-      await hl.outbox.submit({
-        message,
-        endpointIds: endpoints.filter((e) => matches(e, b.eventType, channels)).map((e) => e.id),
-        createApp,
-        idempotency: key ? { key, statusCode: 202, body, createdAt: now } : undefined,
-      });
+      const targets = endpoints.filter((e) => matches(e, b.eventType, channels));
+      await hl.outbox.submit(
+        { message, endpointIds: targets.map((e) => e.id), createApp, idempotency: key ? { key, statusCode: 202, body, createdAt: now } : undefined },
+        targets,
+      );
     } catch (e) {
       if (e instanceof UniqueViolation) throw conflict('A message with this eventId already exists in this application');
       throw e;

@@ -13,9 +13,22 @@ const NAME_PATTERN = '^[a-zA-Z0-9\\-_.]+$';
 export const Uid = Type.String({ minLength: 1, maxLength: 256, pattern: NAME_PATTERN });
 export const EventTypeName = Type.String({ minLength: 1, maxLength: 256, pattern: NAME_PATTERN });
 export const Channel = Type.String({ minLength: 1, maxLength: 128, pattern: NAME_PATTERN });
-export const Metadata = Type.Record(Type.String(), Type.String());
+/** Input limits beyond the contract's (see SECURITY.md): metadata is small labels, not storage. */
+export const METADATA_MAX_KEYS = 50;
+export const METADATA_MAX_KEY_LENGTH = 256;
+export const METADATA_MAX_VALUE_LENGTH = 1024;
+export const Metadata = Type.Record(Type.String(), Type.String({ maxLength: METADATA_MAX_VALUE_LENGTH }), {
+  maxProperties: METADATA_MAX_KEYS, propertyNames: { maxLength: METADATA_MAX_KEY_LENGTH },
+});
 export const DateTime = Type.String({ format: 'date-time' });
-const SecretString = Type.String({ pattern: '^(whsec_)?[a-zA-Z0-9+/=]{32,100}$' });
+// The contract's HMAC secret pattern, plus Standard Webhooks ed25519 private keys
+// (`whsk_`). The exact whsk_ checks are made in code for a precise 422 message; a
+// `whpk_` passes the pattern only so that code can say it is the public key.
+const SecretString = Type.String({
+  pattern: '^((whsec_)?[a-zA-Z0-9+/=]{32,100}|wh(sk|pk)_[a-zA-Z0-9+/=]{1,100})$',
+  description: 'An HMAC secret (`whsec_` + 32 to 100 base64 characters; the prefix is optional) or an ed25519 private key (`whsk_` + base64 '
+    + 'of the 32-byte seed, or of the 64-byte seed followed by the public key as libsodium stores it). Omitted: a key is generated.',
+});
 const Url = Type.String({ minLength: 1, maxLength: 65536, format: 'uri' });
 const ThrottleIn = Nullable(Type.Integer({ minimum: 1, maximum: 65535 }));
 const ThrottleOut = Nullable(Type.Integer({ minimum: 0, maximum: 65535 }));
@@ -115,16 +128,24 @@ const EndpointOutFields = {
   filterTypes: Type.Optional(Nullable(Type.Array(Type.String()))),
 };
 export const EndpointOut = Type.Object({ ...EndpointOutFields, version: Type.Integer() }, { $id: 'EndpointOut' });
-export const EndpointSecretOut = Type.Object({ key: Type.String() }, { $id: 'EndpointSecretOut' });
+export const EndpointSecretOut = Type.Object(
+  { key: Type.String({ description: 'The `whsec_` HMAC secret, or for an ed25519 endpoint the `whpk_` public key (never the private key)' }) },
+  { $id: 'EndpointSecretOut' },
+);
 export const EndpointSecretRotateIn = Type.Object({
   key: Type.Optional(Nullable(SecretString)),
   gracePeriodSeconds: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 604800 }))),
 });
 export type EndpointSecretRotateIn = Static<typeof EndpointSecretRotateIn>;
 const HeaderName = { pattern: '^[!#$%&\'*+\\-.^_`|~0-9A-Za-z]+$', minLength: 1, maxLength: 256 };
-export const EndpointHeadersIn = Type.Object({ headers: Type.Record(Type.String(HeaderName), Type.String({ maxLength: 4096 })) });
+// A Record's key schema gives only the pattern: other names are refused by
+// additionalProperties, long ones by propertyNames. Values are what an HTTP
+// header can carry (no CR, LF, NUL or characters beyond U+00FF).
+const HeaderMap = { additionalProperties: false, maxProperties: 50, propertyNames: { maxLength: 256 } };
+const HeaderValue = { maxLength: 4096, pattern: '^[\\t\\x20-\\x7e\\x80-\\xff]*$' };
+export const EndpointHeadersIn = Type.Object({ headers: Type.Record(Type.String(HeaderName), Type.String(HeaderValue), HeaderMap) });
 export type EndpointHeadersIn = Static<typeof EndpointHeadersIn>;
-export const EndpointHeadersPatchIn = Type.Object({ headers: Type.Record(Type.String(HeaderName), Nullable(Type.String({ maxLength: 4096 }))) });
+export const EndpointHeadersPatchIn = Type.Object({ headers: Type.Record(Type.String(HeaderName), Nullable(Type.String(HeaderValue)), HeaderMap) });
 export type EndpointHeadersPatchIn = Static<typeof EndpointHeadersPatchIn>;
 export const EndpointHeadersOut = Type.Object({ headers: Metadata, sensitive: Type.Array(Type.String()) }, { $id: 'EndpointHeadersOut' });
 export const EndpointStats = Type.Object(
@@ -172,7 +193,8 @@ export const MessageAttemptOut = Type.Object(
 // --- query strings -------------------------------------------------------------
 
 export const Limit = Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Page size (at most 250)' }));
-export const Iterator = Type.Optional(Nullable(Type.String({ maxLength: 300 })));
+/** Iterators are ids or event type names, `-`-prefixed to walk back; nothing else is passed to the store. */
+export const Iterator = Type.Optional(Nullable(Type.String({ maxLength: 300, pattern: '^[a-zA-Z0-9\\-_.]*$' })));
 export const Order = Type.Optional(Nullable(Type.Unsafe<'ascending' | 'descending'>({ type: 'string', enum: ['ascending', 'descending'] })));
 export const WithContent = Type.Optional(Type.Boolean());
 export const Since = Type.Optional(Nullable(DateTime));

@@ -7,6 +7,7 @@ import { newId } from '../ids.js';
 import { Status, Trigger, type AttemptResult, type ClaimedDelivery, type Store } from '../store/types.js';
 import { deliveryHeaders } from './headers.js';
 import { HttpClient } from './http.js';
+import { OutageLog } from './outage.js';
 import { AddressPolicy } from './ssrf.js';
 
 /**
@@ -25,8 +26,21 @@ export class Dispatcher {
   private rerun = false;
   private timer: NodeJS.Timeout | null = null;
   private reclaimTimer: NodeJS.Timeout | null = null;
-  private pending: AttemptResult[] = [];
+  /** Outcomes waiting for the next batched write, each with the resolver of its record() call. */
+  private pending: { result: AttemptResult; written: () => void }[] = [];
   private flushing: Promise<void> | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  /** Consecutive failed writes of outcomes, and claim rounds: the backoff. */
+  private flushFailures = 0;
+  private claimFailures = 0;
+  /** Set at the end of stop(): outcomes are written once more, not retried. */
+  private finishing = false;
+  /** Deliveries whose HTTP request is under way. */
+  private readonly sending = new Set<number>();
+  /** Handed back at shutdown while still being sent: their late outcome is not recorded. */
+  private readonly abandoned = new Set<number>();
+  private readonly outage: OutageLog;
+  private stopped: Promise<void> | null = null;
   private idle: (() => void)[] = [];
   /** Lease owner id of this dispatcher: unique per process and start. */
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
@@ -34,6 +48,7 @@ export class Dispatcher {
   private readonly leased = new Set<number>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private unwatch: (() => Promise<void>) | null = null;
+  private listenTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly store: Store,
@@ -47,37 +62,67 @@ export class Dispatcher {
       // one hanging endpoint would hold every connection and queue the others behind it.
       // The dispatcher's own caps bound what is in flight.
       connectionsPerOrigin: config.deliveryConcurrency,
-      policy: new AddressPolicy(config.allowedSubnets),
+      policy: AddressPolicy.fromConfig(config),
     });
     this.policy = { schedule: config.retrySchedule, jitter: config.retryJitter };
+    this.outage = new OutageLog(log);
   }
 
   async start(): Promise<void> {
     this.running = true;
     // With one process per database, anything still leased was orphaned by a crash.
-    const now = Date.now();
-    const orphans = await this.store.reclaimExpired(this.store.capabilities.singleProcess ? Number.MAX_SAFE_INTEGER : now);
-    if (orphans > 0) this.log.info({ orphans }, 'requeued deliveries left in flight by a previous run');
+    try {
+      const orphans = await this.store.reclaimExpired(this.store.capabilities.singleProcess ? Number.MAX_SAFE_INTEGER : Date.now());
+      if (orphans > 0) this.log.info({ orphans }, 'requeued deliveries left in flight by a previous run');
+    } catch (e) {
+      // The database dropping out now is not fatal: the reclaim timer below tries again.
+      if (!this.outage.failed('requeuing deliveries left in flight failed', e)) throw e;
+    }
     this.reclaimTimer = setInterval(() => {
-      this.store.reclaimExpired(Date.now()).then((n) => n > 0 && this.wake(), (e) => this.log.error({ err: e }, 'reclaim failed'));
+      this.store.reclaimExpired(Date.now()).then(
+        (n) => {
+          this.outage.ok();
+          if (n > 0) this.wake();
+        },
+        (e) => this.outage.failed('reclaiming expired leases failed', e),
+      );
     }, Math.max(1000, Math.floor(this.config.leaseMs / 4)));
     this.reclaimTimer.unref();
     // Heartbeat: a slow attempt keeps its lease, so no other worker reclaims it meanwhile.
     this.heartbeatTimer = setInterval(() => this.heartbeat(), Math.max(100, Math.floor(this.config.leaseMs / 3)));
     this.heartbeatTimer.unref();
     // Other processes writing work wake this one without waiting for the poll.
-    if (this.store.capabilities.notifications && this.store.watchWork) {
-      this.unwatch = await this.store.watchWork(() => this.wake());
-    }
+    if (this.store.capabilities.notifications && this.store.watchWork) await this.listen(0);
     this.wake();
+  }
+
+  /** Subscribes to new-work notifications. While that fails (database down) polling carries on, and it is retried. */
+  private async listen(failures: number): Promise<void> {
+    this.listenTimer = null;
+    try {
+      const unwatch = await this.store.watchWork!(() => this.wake());
+      if (!this.running) {
+        await unwatch();
+        return;
+      }
+      this.unwatch = unwatch;
+      if (failures > 0) this.wake(); // notifications were missed meanwhile
+    } catch (e) {
+      const outage = this.outage.failed('listening for new work failed', e);
+      if (!outage && failures === 0) throw e;
+      if (this.running) this.listenTimer = setTimeout(() => void this.listen(failures + 1), backoff(500, failures + 1));
+    }
   }
 
   private heartbeat(): void {
     if (this.leased.size === 0) return;
     const ids = [...this.leased];
     this.store.extendLeases(this.owner, ids, Date.now() + this.config.leaseMs).then(
-      (n) => n < ids.length && this.log.debug({ lost: ids.length - n }, 'some leases were no longer held'),
-      (e) => this.log.error({ err: e }, 'extending leases failed'),
+      (n) => {
+        this.outage.ok();
+        if (n < ids.length) this.log.debug({ lost: ids.length - n }, 'some leases were no longer held');
+      },
+      (e) => this.outage.failed('extending leases failed', e),
     );
   }
 
@@ -99,18 +144,30 @@ export class Dispatcher {
     if (!this.running || this.claiming) return;
     this.claiming = true;
     let claimed: ClaimedDelivery[] = [];
+    let failed = false;
     try {
       const room = this.config.deliveryConcurrency - this.inFlight;
       if (room > 0) {
         claimed = await this.store.claimDue(this.owner, Date.now(), room, this.config.leaseMs, this.slots);
+        this.outage.ok();
+        this.claimFailures = 0;
         for (const c of claimed) this.send(c);
       }
     } catch (e) {
-      this.log.error({ err: e }, 'claiming deliveries failed');
+      failed = true;
+      this.claimFailures++;
+      this.outage.failed('claiming deliveries failed', e);
     } finally {
       this.claiming = false;
     }
     if (!this.running) return;
+    if (failed) {
+      // Back off (database down, or a bug); new work or a reconnected listener still wakes us at once.
+      this.rerun = false;
+      const base = Math.min(Math.max(this.config.pollIntervalMs, 100), 1000);
+      if (!this.timer) this.timer = setTimeout(() => void this.claimRound(), backoff(base, this.claimFailures));
+      return;
+    }
     if (this.rerun || claimed.length > 0) {
       this.rerun = false;
       // More may be due; completions also wake us.
@@ -128,28 +185,59 @@ export class Dispatcher {
       // completions wake us, so wait for them or the poll rather than spin on a 0 ms timer.
       const now = Date.now();
       if (next !== null && next > now) delay = Math.min(delay, next - now);
+      this.outage.ok();
     } catch (e) {
-      this.log.error({ err: e }, 'reading next due time failed');
+      this.outage.failed('reading next due time failed', e);
     }
     if (!this.running || this.timer || this.claiming) return;
     this.timer = setTimeout(() => void this.claimRound(), delay);
     if (this.inFlight === 0) this.idle.splice(0).forEach((f) => f());
   }
 
-  private send(c: ClaimedDelivery): void {
-    const epId = c.endpoint.id;
+  /**
+   * Takes a slot for a delivery about to be created leased to this
+   * dispatcher (see NewMessage.direct); false when none is free, and the
+   * delivery is then queued for claiming as usual.
+   */
+  reserve(endpointId: string): boolean {
+    if (!this.running || this.inFlight >= this.config.deliveryConcurrency || this.slots(endpointId) <= 0) return false;
     this.inFlight++;
-    this.leased.add(c.delivery.id);
-    this.perEndpoint.set(epId, (this.perEndpoint.get(epId) ?? 0) + 1);
+    this.perEndpoint.set(endpointId, (this.perEndpoint.get(endpointId) ?? 0) + 1);
+    return true;
+  }
+
+  /** Gives back a slot from reserve() whose delivery was not created. */
+  unreserve(endpointId: string): void {
+    this.inFlight--;
+    const n = (this.perEndpoint.get(endpointId) ?? 1) - 1;
+    if (n <= 0) this.perEndpoint.delete(endpointId);
+    else this.perEndpoint.set(endpointId, n);
+  }
+
+  /** Sends a delivery created leased to this dispatcher, in a slot taken by reserve(). */
+  sendReserved(c: ClaimedDelivery): void {
+    this.run(c);
+  }
+
+  private send(c: ClaimedDelivery): void {
+    this.inFlight++;
+    this.perEndpoint.set(c.endpoint.id, (this.perEndpoint.get(c.endpoint.id) ?? 0) + 1);
+    this.run(c);
+  }
+
+  private run(c: ClaimedDelivery): void {
+    const epId = c.endpoint.id;
+    const id = c.delivery.id;
+    this.leased.add(id);
+    this.sending.add(id);
     this.attempt(c)
-      .then((r) => this.record(r))
+      .finally(() => this.sending.delete(id))
+      .then((r) => (this.abandoned.has(id) ? undefined : this.record(r)))
       .catch((e) => this.log.error({ err: e, msgId: c.message.id }, 'delivery attempt crashed'))
       .finally(() => {
-        this.inFlight--;
-        this.leased.delete(c.delivery.id);
-        const n = (this.perEndpoint.get(epId) ?? 1) - 1;
-        if (n === 0) this.perEndpoint.delete(epId);
-        else this.perEndpoint.set(epId, n);
+        this.leased.delete(id);
+        this.abandoned.delete(id);
+        this.unreserve(epId);
       });
   }
 
@@ -200,30 +288,53 @@ export class Dispatcher {
     };
   }
 
-  /** Queues an outcome for the next batched write; resolves once it is written. */
-  private record(r: AttemptResult): Promise<void> {
-    this.pending.push(r);
-    return this.scheduleFlush();
+  /**
+   * Queues an outcome for the next batched write; resolves once it is written
+   * or given up on. Until then the delivery stays in `leased` (heartbeat), so
+   * an outcome kept through a database outage is still ours to write.
+   */
+  private record(result: AttemptResult): Promise<void> {
+    return new Promise((written) => {
+      this.pending.push({ result, written });
+      this.scheduleFlush(0);
+    });
   }
 
-  private scheduleFlush(): Promise<void> {
+  private scheduleFlush(delayMs: number): void {
     // A batch being written now is closed; new outcomes wait for the next one.
-    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
-    return this.flushing;
+    if (this.flushing || this.flushTimer || this.pending.length === 0 || this.finishing) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      this.flushing = this.flush();
+    }, delayMs);
   }
 
+  /** Writes the queued outcomes in one transaction. Never rejects. */
   private async flush(): Promise<void> {
-    const batch = this.pending;
-    this.pending = [];
+    const batch = this.pending.splice(0);
+    let retryIn: number | null = null;
     try {
-      await this.store.completeAttempts(this.owner, batch);
+      await this.store.completeAttempts(this.owner, batch.map((p) => p.result));
+      this.outage.ok();
+      this.flushFailures = 0;
+      for (const p of batch) p.written();
     } catch (e) {
-      // The leases run out and the deliveries are retried: at-least-once.
-      this.log.error({ err: e, count: batch.length }, 'recording attempts failed');
+      this.flushFailures++;
+      const outage = this.outage.failed('recording attempts failed', e);
+      if (this.finishing || (!outage && this.flushFailures >= 3)) {
+        // Given up: the leases run out and the deliveries are sent again (at-least-once).
+        this.log.warn({ count: batch.length }, 'attempt outcomes not recorded: those deliveries are sent again once their lease runs out');
+        this.flushFailures = 0;
+        for (const p of batch) p.written();
+      } else {
+        // Kept, and their leases with them: written once the database answers again.
+        this.pending.unshift(...batch);
+        retryIn = backoff(100, this.flushFailures);
+      }
     }
     this.flushing = null;
-    if (this.pending.length > 0) void this.scheduleFlush();
-    this.wake();
+    this.scheduleFlush(retryIn ?? 0);
+    if (retryIn === null) this.wake();
   }
 
   /** Resolves when nothing is in flight and nothing is due (tests, benchmarks). */
@@ -231,20 +342,66 @@ export class Dispatcher {
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Graceful stop, within `graceMs`: no new claims from now on; attempts in
+   * flight get the grace period to finish and have their outcomes written;
+   * requests still under way then are aborted and their deliveries released,
+   * claimable again at once by other workers rather than when the lease would
+   * run out. Leases are kept alive (heartbeat) until then.
+   */
+  stop(graceMs = this.config.shutdownGraceMs): Promise<void> {
+    this.stopped ??= this.windDown(graceMs);
+    return this.stopped;
+  }
+
+  private async windDown(graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    const left = () => Math.max(deadline - Date.now(), 100);
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     if (this.reclaimTimer) clearInterval(this.reclaimTimer);
+    if (this.listenTimer) clearTimeout(this.listenTimer);
     const unwatch = this.unwatch;
     this.unwatch = null;
-    if (unwatch) await unwatch().catch((e: unknown) => this.log.error({ err: e }, 'stopping the work listener failed'));
-    const deadline = Date.now() + 10_000;
-    while ((this.inFlight > 0 || this.flushing) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
+    if (unwatch) await within(unwatch(), Math.min(1000, left())).catch((e: unknown) => this.log.warn({ err: e }, 'stopping the work listener failed'));
+    // Kept back for the end: writing outcomes and releasing what is unfinished.
+    const reserve = Math.min(2000, Math.floor(graceMs / 4));
+    while (this.inFlight > 0 && Date.now() < deadline - reserve) await sleep(20);
+
+    this.finishing = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const unfinished = [...this.sending];
+    for (const id of unfinished) this.abandoned.add(id);
+    await this.http.close(); // aborts the requests still under way
+    if (this.flushing) await within(this.flushing, left()).catch(() => {});
+    if (this.pending.length > 0) await within((this.flushing = this.flush()), left()).catch(() => {});
+    if (unfinished.length > 0) {
+      try {
+        const released = await within(this.store.releaseLeases(this.owner, unfinished), left());
+        this.log.info({ released, graceMs }, 'shutdown: deliveries still in flight handed back to the queue');
+      } catch (e) {
+        this.log.warn({ err: e, count: unfinished.length }, 'shutdown: releasing deliveries failed; they are sent again once their lease runs out');
+      }
     }
-    if (this.flushing) await this.flushing;
-    // Only now: leases of attempts still finishing above were kept alive.
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    await this.http.close();
   }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Rejects when `p` has not settled within `ms`. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Capped exponential backoff with ±20 % jitter: base, 2·base, 4·base… at most 3 s. */
+function backoff(baseMs: number, failures: number): number {
+  const d = Math.min(baseMs * 2 ** Math.min(Math.max(failures - 1, 0), 16), 3000);
+  return Math.round(d * (0.8 + Math.random() * 0.4));
 }

@@ -1,4 +1,4 @@
-import { signatureHeader } from '../signing/hmac.js';
+import { signatureHeader } from '../signing/keys.js';
 import type { EndpointRow } from '../store/types.js';
 import { VERSION } from '../version.js';
 

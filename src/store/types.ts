@@ -16,6 +16,10 @@
  *   lease (heartbeat) or record the delivery's outcome.
  * - capabilities: what an engine can do, named, so callers test a feature
  *   rather than an engine name.
+ * - api token: a bearer token, stored as its sha256; admin (whole API) or
+ *   scoped to one application.
+ * - sealed secrets: an endpoint's signing keys as stored, AES-256-GCM under
+ *   HOOKLANE_MAIN_SECRET (endpoint-secrets.ts); records hold them in clear.
  * Times are epoch milliseconds throughout.
  */
 
@@ -143,6 +147,13 @@ export interface NewMessage {
   message: MessageRow;
   /** Endpoint ids that get a delivery (already filtered). */
   endpointIds: string[];
+  /**
+   * Single-process engines only: deliveries to these endpoints are created
+   * already leased to `owner`, whose dispatcher sends them from memory after
+   * the commit instead of claiming them. The store fills `directIds`
+   * (endpoint id -> delivery id).
+   */
+  direct?: { owner: string; leaseUntil: number; endpointIds: Set<string>; directIds?: Map<string, number> };
   /** Stored with the message in the same transaction. */
   idempotency?: IdempotentResponse;
   /** Created with the message when the path named an unknown uid. */
@@ -180,6 +191,20 @@ export interface AttemptResult {
   failingCutoff: number;
 }
 
+/**
+ * An API token, stored only as the sha256 of the token (hex). `appId` null
+ * is an admin token; otherwise the token reaches that application only.
+ */
+export interface ApiTokenRow {
+  id: string;
+  name: string;
+  hash: string;
+  appId: string | null;
+  createdAt: number;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
 export class UniqueViolation extends Error {
   constructor(readonly field: string) {
     super(`duplicate ${field}`);
@@ -214,6 +239,23 @@ export interface Store {
 
   getSetting(key: string): Promise<string | null>;
   setSetting(key: string, value: string): Promise<void>;
+  /** Sets `key` only if it has no value yet; returns the value it has now (atomic). */
+  claimSetting(key: string, value: string): Promise<string>;
+
+  /**
+   * Rewrites endpoint secrets still stored in plaintext (rows from before
+   * encryption at rest) sealed with the store's cipher; returns how many.
+   * openStore runs it once the key is verified. See endpoint-secrets.ts.
+   */
+  sealPlaintextSecrets(): Promise<number>;
+
+  insertToken(t: ApiTokenRow): Promise<void>;
+  findTokenByHash(hash: string): Promise<ApiTokenRow | null>;
+  listTokens(): Promise<ApiTokenRow[]>;
+  /** Marks the token revoked (once); false when there is no such token. */
+  revokeToken(id: string, at: number): Promise<boolean>;
+  /** Sets last_used_at to `at` unless it is already at or after `notBefore`. */
+  touchToken(id: string, at: number, notBefore: number): Promise<void>;
 
   insertApp(app: AppRow): Promise<void>;
   /** By id or uid. */
@@ -261,6 +303,13 @@ export interface Store {
    * `until`; returns how many. Another owner's leases are never touched.
    */
   extendLeases(owner: string, deliveryIds: number[], until: number): Promise<number>;
+  /**
+   * Graceful shutdown: hands deliveries `owner` still holds back to the queue,
+   * due now (pending, no lease, no attempt counted), and wakes the other
+   * workers, so they are sent again at once rather than when the lease would
+   * have run out. Another owner's leases are never touched. Returns how many.
+   */
+  releaseLeases(owner: string, deliveryIds: number[]): Promise<number>;
   /**
    * Records attempts and moves their deliveries on, one transaction. Only
    * results whose delivery `owner` still holds are applied (attempt row,

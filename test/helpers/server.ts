@@ -7,6 +7,8 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { startHooklane, type Hooklane } from '../../src/hooklane.js';
 
 export const TEST_TOKEN = 'test-admin-token';
+/** HOOKLANE_MAIN_SECRET of test servers (required with PostgreSQL; SQLite would generate one). */
+export const TEST_MAIN_SECRET = 'test-main-secret-0123456789abcdefghijklmnop';
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -47,6 +49,7 @@ export function testConfig(dir: string, overrides: Partial<Config> = {}): Config
       port: 0,
       databaseUrl: `sqlite:${join(dir, 'hooklane.db')}`,
       apiToken: TEST_TOKEN,
+      mainSecret: TEST_MAIN_SECRET,
       allowedSubnets: ['127.0.0.0/8', '::1/128'],
       retrySchedule: [0.2, 0.4],
       requestTimeoutMs: 5000,
@@ -100,13 +103,21 @@ const ENV_OF: Partial<Record<keyof Config, string>> = {
  * via tsx), for tests that kill it. Resolves once /health answers.
  */
 export async function spawnServer(dir: string, port: number, env: Record<string, string> = {}): Promise<ChildServer> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../src/cli.ts', import.meta.url)), 'serve'], {
+  return spawnServerWith(dir, port, env, []);
+}
+
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+
+/** spawnServer with extra arguments after `serve` (e.g. `--role worker`). */
+export async function spawnServerWith(dir: string, port: number, env: Record<string, string>, args: string[]): Promise<ChildServer> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args], {
     env: {
       ...process.env,
       HOOKLANE_HOST: '127.0.0.1',
       HOOKLANE_PORT: String(port),
       [ENV_OF.databaseUrl!]: `sqlite:${join(dir, 'hooklane.db')}`,
       HOOKLANE_API_TOKEN: TEST_TOKEN,
+      HOOKLANE_MAIN_SECRET: TEST_MAIN_SECRET,
       HOOKLANE_ALLOWED_SUBNETS: '127.0.0.0/8,::1/128',
       HOOKLANE_RETRY_SCHEDULE: '0.2,0.4',
       HOOKLANE_POLL_INTERVAL_MS: '50',
@@ -143,6 +154,24 @@ export async function spawnServer(dir: string, port: number, env: Record<string,
         proc.kill(signal);
       }),
   };
+}
+
+/** Runs a `hooklane` command to its end (e.g. `migrate`); resolves with its exit code and output. */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    proc.stdout!.on('data', (d) => (output += d));
+    proc.stderr!.on('data', (d) => (output += d));
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`hooklane ${args.join(' ')} did not finish in ${timeoutMs} ms: ${output}`));
+    }, timeoutMs);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
 }
 
 /** A free TCP port on loopback. */

@@ -4,6 +4,7 @@ import {
   Status, Trigger, UniqueViolation,
   type AppRow, type AttemptResult, type ClaimedDelivery, type EndpointRow, type EventTypeRow, type MessageRow, type PageQuery, type Store,
 } from '../../src/store/types.js';
+import { SecretBox } from '../../src/auth/secret-box.js';
 import { ENGINES, PG_URL, type Harness } from './engines.js';
 
 /**
@@ -581,6 +582,116 @@ describe.each(ENGINES)('store conformance: $name', (engine) => {
     });
 
     // --- PostgreSQL: many processes ------------------------------------------
+
+    // --- secrets at rest and API tokens -------------------------------------
+
+    /** The secrets column as stored, as text (SQLite: text; PostgreSQL: json, parsed by pg). */
+    async function rawSecrets(endpointId: string): Promise<string> {
+      const [r] = await h.sql<{ secrets: unknown }>('SELECT secrets FROM endpoints WHERE id = $1', [endpointId]);
+      return typeof r!.secrets === 'string' ? r!.secrets : JSON.stringify(r!.secrets);
+    }
+    const KEY_A = 'whsec_' + Buffer.from('secret-a-secret-a-secret-a-32byt').toString('base64');
+    const KEY_B = 'whsec_' + Buffer.from('secret-b-secret-b-secret-b-32byt').toString('base64');
+
+    test('endpoint secrets are sealed at rest: the column holds no whsec_ text, every read returns them', async () => {
+      const a = app();
+      await store.insertApp(a);
+      const secrets = [{ key: KEY_A, expiresAt: null }, { key: KEY_B, expiresAt: T0 + HOUR }];
+      const ep = endpoint(a.id, { secrets });
+      await store.insertEndpoint(ep);
+      for (const raw of [await rawSecrets(ep.id), JSON.stringify(await h.sql('SELECT * FROM endpoints'))]) {
+        expect(raw).not.toContain('whsec_');
+        expect(raw).not.toContain(KEY_A.slice(6));
+        expect(raw).not.toContain(KEY_B.slice(6));
+      }
+      expect(await rawSecrets(ep.id)).toMatch(/^hlenc1:/);
+
+      expect((await store.findEndpoint(a.id, ep.id))!.secrets).toEqual(secrets);
+      expect((await store.listEndpoints(a.id, page(10))).data[0]!.secrets).toEqual(secrets);
+      expect((await store.appEndpoints(a.id))[0]!.secrets).toEqual(secrets);
+      const [m] = await post(a.id, [ep.id]);
+      expect((await store.listDestinations(m!.id, page(10))).data[0]!.endpoint.secrets).toEqual(secrets);
+      const [claimed] = await store.claimDue('w', Date.now(), 10, 60_000, ALL);
+      expect(claimed!.endpoint.secrets).toEqual(secrets);
+
+      // Updates are sealed too, with a fresh nonce each time.
+      const before = await rawSecrets(ep.id);
+      await store.updateEndpoint({ ...ep, secrets: [{ key: KEY_B, expiresAt: null }] });
+      const after = await rawSecrets(ep.id);
+      expect(after).not.toBe(before);
+      expect(after).not.toContain('whsec_');
+      expect((await store.findEndpoint(a.id, ep.id))!.secrets).toEqual([{ key: KEY_B, expiresAt: null }]);
+      await store.updateEndpoint({ ...ep, secrets: [{ key: KEY_B, expiresAt: null }] });
+      expect(await rawSecrets(ep.id)).not.toBe(after);
+    });
+
+    test('a sealed value opens only in its own row, and only under its key', async () => {
+      const { a, eps } = await setup(2);
+      // Copied into another endpoint's row, it does not open (the endpoint id is authenticated).
+      await h.sql('UPDATE endpoints SET secrets = (SELECT secrets FROM endpoints WHERE id = $1) WHERE id = $2', [eps[0]!.id, eps[1]!.id]);
+      await expect(store.findEndpoint(a.id, eps[1]!.id)).rejects.toThrow(/HOOKLANE_MAIN_SECRET does not match/);
+      expect((await store.findEndpoint(a.id, eps[0]!.id))!.secrets).toEqual(eps[0]!.secrets);
+
+      const otherKey = await h.open({ cipher: SecretBox.fromMainSecret('another-main-secret-0123456789abcdefgh') });
+      await expect(otherKey.findEndpoint(a.id, eps[0]!.id)).rejects.toThrow(/HOOKLANE_MAIN_SECRET does not match/);
+      const noKey = await h.open({ cipher: null });
+      await expect(noKey.findEndpoint(a.id, eps[0]!.id)).rejects.toThrow(/without HOOKLANE_MAIN_SECRET/);
+      await expect(noKey.insertEndpoint(endpoint(a.id))).rejects.toThrow(/without HOOKLANE_MAIN_SECRET/);
+      // Nothing was written in plaintext by the refused insert.
+      expect(JSON.stringify(await h.sql('SELECT secrets FROM endpoints'))).not.toContain('whsec_');
+    });
+
+    test('plaintext secrets from before encryption are still read, and sealPlaintextSecrets seals them', async () => {
+      const { a, eps } = await setup(3);
+      const legacy = [{ key: KEY_A, expiresAt: null }];
+      for (const ep of eps.slice(0, 2)) await h.sql('UPDATE endpoints SET secrets = $1 WHERE id = $2', [JSON.stringify(legacy), ep.id]);
+      expect(await rawSecrets(eps[0]!.id)).toContain('whsec_');
+      expect((await store.findEndpoint(a.id, eps[0]!.id))!.secrets).toEqual(legacy);
+
+      expect(await store.sealPlaintextSecrets()).toBe(2);
+      for (const ep of eps) expect(await rawSecrets(ep.id)).toMatch(/^hlenc1:/);
+      expect(JSON.stringify(await h.sql('SELECT secrets FROM endpoints'))).not.toContain('whsec_');
+      expect((await store.findEndpoint(a.id, eps[0]!.id))!.secrets).toEqual(legacy);
+      expect((await store.findEndpoint(a.id, eps[2]!.id))!.secrets).toEqual(eps[2]!.secrets);
+      expect(await store.sealPlaintextSecrets()).toBe(0);
+    });
+
+    test('claimSetting keeps the first value', async () => {
+      expect(await store.claimSetting('once', 'a')).toBe('a');
+      expect(await store.claimSetting('once', 'b')).toBe('a');
+      expect(await store.getSetting('once')).toBe('a');
+      const other = await h.open();
+      expect(await other.claimSetting('once', 'c')).toBe('a');
+    });
+
+    test('api tokens: insert, find by hash, list, touch at most once per interval, revoke once, gone with their app', async () => {
+      const a = app();
+      await store.insertApp(a);
+      const admin = { id: newId('tok', T0), name: 'admin', hash: 'a'.repeat(64), appId: null, createdAt: T0, lastUsedAt: null, revokedAt: null };
+      const scoped = { ...admin, id: newId('tok', T0 + 1), name: 'scoped', hash: 'b'.repeat(64), appId: a.id, createdAt: T0 + 1 };
+      await store.insertToken(admin);
+      await store.insertToken(scoped);
+      await expect(store.insertToken({ ...scoped, id: newId('tok', T0 + 2) })).rejects.toThrow();
+      expect(await store.findTokenByHash('b'.repeat(64))).toEqual(scoped);
+      expect(await store.findTokenByHash('c'.repeat(64))).toBeNull();
+      expect(await store.listTokens()).toEqual([admin, scoped]);
+
+      await store.touchToken(admin.id, T0 + 100, T0 + 100 - 60_000);
+      expect((await store.findTokenByHash(admin.hash))!.lastUsedAt).toBe(T0 + 100);
+      await store.touchToken(admin.id, T0 + 200, T0 + 200 - 60_000); // used 100 ms ago: not written
+      expect((await store.findTokenByHash(admin.hash))!.lastUsedAt).toBe(T0 + 100);
+      await store.touchToken(admin.id, T0 + 70_000, T0 + 10_000);
+      expect((await store.findTokenByHash(admin.hash))!.lastUsedAt).toBe(T0 + 70_000);
+
+      expect(await store.revokeToken(admin.id, T0 + 5)).toBe(true);
+      expect(await store.revokeToken(admin.id, T0 + 6)).toBe(true);
+      expect((await store.findTokenByHash(admin.hash))!.revokedAt).toBe(T0 + 5);
+      expect(await store.revokeToken('tok_nope', T0)).toBe(false);
+
+      await store.deleteApp(a.id);
+      expect(await store.findTokenByHash(scoped.hash)).toBeNull();
+      expect((await store.listTokens()).map((t) => t.id)).toEqual([admin.id]);
+    });
 
     describe.skipIf(engine.name !== 'postgres')('many processes', () => {
       test('8 concurrent claimers on separate pools claim each of 2000 deliveries exactly once', async () => {

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { SecretBox } from '../../src/auth/secret-box.js';
+import type { SecretCipher } from '../../src/store/endpoint-secrets.js';
 import { migrate as migratePostgres } from '../../src/store/postgres/migrations.js';
 import { PostgresStore } from '../../src/store/postgres/store.js';
 import { migrate as migrateSqlite } from '../../src/store/sqlite/migrations.js';
@@ -21,8 +23,8 @@ export interface Harness {
   migrateAgain(): Promise<number>;
   /** Records a schema version newer than the code knows. */
   recordVersion(version: number): Promise<void>;
-  /** Opens another store on the same database (a second process); closed by cleanup. */
-  open(opts?: { migrate?: boolean; max?: number }): Promise<Store>;
+  /** Opens another store on the same database (a second process); closed by cleanup. TEST_CIPHER unless given (null: none). */
+  open(opts?: { migrate?: boolean; max?: number; cipher?: SecretCipher | null }): Promise<Store>;
   /** Runs SQL on the database directly (inspection and fault injection). */
   sql<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   cleanup(): Promise<void>;
@@ -36,13 +38,16 @@ export interface Engine {
 
 export const PG_URL = process.env.HOOKLANE_TEST_DATABASE_URL;
 
+/** The cipher that seals endpoint secrets in conformance stores (openStore builds it from HOOKLANE_MAIN_SECRET). */
+export const TEST_CIPHER = SecretBox.fromMainSecret('conformance-main-secret-0123456789abcdef');
+
 const sqlite: Engine = {
   name: 'sqlite',
   available: true,
   async create() {
     const dir = tempDir('hooklane-store-');
     const file = join(dir, 'hooklane.db');
-    const store = new SqliteStore(file);
+    const store = new SqliteStore(file, { cipher: TEST_CIPHER });
     const extra: SqliteStore[] = [];
     return {
       store,
@@ -50,8 +55,8 @@ const sqlite: Engine = {
       recordVersion: async (v) => {
         store.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(v, 'from the future', Date.now());
       },
-      open: async () => {
-        const s = new SqliteStore(file);
+      open: async (opts = {}) => {
+        const s = new SqliteStore(file, { cipher: opts.cipher === undefined ? TEST_CIPHER : (opts.cipher ?? undefined) });
         extra.push(s);
         return s;
       },
@@ -77,8 +82,8 @@ const postgres: Engine = {
     const admin = new pg.Pool({ connectionString: url, max: 1 });
     await admin.query(`CREATE SCHEMA ${schema}`);
     const stores: PostgresStore[] = [];
-    const open = async (opts: { migrate?: boolean; max?: number } = {}) => {
-      const s = await PostgresStore.open(url, { schema, ...opts });
+    const open = async ({ cipher, ...opts }: { migrate?: boolean; max?: number; cipher?: SecretCipher | null } = {}) => {
+      const s = await PostgresStore.open(url, { schema, ...opts, cipher: cipher === undefined ? TEST_CIPHER : (cipher ?? undefined) });
       stores.push(s);
       return s;
     };

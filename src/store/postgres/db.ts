@@ -24,7 +24,16 @@ export interface ConnectOptions {
   schema?: string;
   /** Pool size (default 10). */
   max?: number;
+  /** application_name of the connections, shown in pg_stat_activity (an `application_name` in the URL wins). */
+  applicationName?: string;
 }
+
+/**
+ * How long getting a connection may take, pool wait included: with the
+ * database unreachable (or the pool exhausted), a request fails with 503
+ * after this rather than hanging.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -34,7 +43,14 @@ const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
  * URL win over `schema`.
  */
 export function clientConfig(url: string, opts: ConnectOptions): pg.ClientConfig {
-  const config: pg.ClientConfig = { connectionString: url, types: pgTypes };
+  const config: pg.ClientConfig = {
+    connectionString: url,
+    types: pgTypes,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // Notices a peer that vanished without closing the connection (network partition, failover).
+    keepAlive: true,
+    ...(opts.applicationName !== undefined ? { application_name: opts.applicationName } : {}),
+  };
   if (opts.schema !== undefined) {
     if (!SCHEMA_NAME.test(opts.schema)) throw new Error(`invalid schema name ${JSON.stringify(opts.schema)}`);
     config.options = `-c search_path=${opts.schema}`;
@@ -61,6 +77,11 @@ export async function tx<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>,
   for (let i = 1; ; i++) {
     const client = await pool.connect();
     let broken: Error | undefined;
+    // A checked-out client has no pool listener: a connection lost between two of
+    // fn's queries would be emitted as an unhandled 'error' and kill the process.
+    // The next query fails instead ("not queryable") and the client is discarded.
+    const onError = (e: Error) => (broken ??= e);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const out = await fn(client);
@@ -78,6 +99,7 @@ export async function tx<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>,
       }
       throw e;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }

@@ -139,6 +139,31 @@ CREATE TABLE idempotency (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'api_tokens',
+    // Tokens are stored as sha256 (hex) only. app_id NULL is an admin token,
+    // otherwise the one application the token reaches. The admin token that
+    // older versions generated at first start (a hash in settings) moves here.
+    sql: `
+CREATE TABLE api_tokens (
+  id TEXT COLLATE "C" NOT NULL,
+  name TEXT NOT NULL,
+  hash TEXT COLLATE "C" NOT NULL,
+  app_id TEXT COLLATE "C" REFERENCES applications(id) ON DELETE CASCADE,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT,
+  revoked_at BIGINT,
+  CONSTRAINT api_tokens_pkey PRIMARY KEY (id),
+  CONSTRAINT api_tokens_hash_key UNIQUE (hash)
+);
+CREATE INDEX api_tokens_app ON api_tokens(app_id);
+INSERT INTO api_tokens (id, name, hash, app_id, created_at)
+  SELECT 'tok_generated_admin', 'admin (generated at first start)', value, NULL, (extract(epoch FROM now()) * 1000)::bigint
+  FROM settings WHERE key = 'admin_token_sha256';
+DELETE FROM settings WHERE key = 'admin_token_sha256';
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

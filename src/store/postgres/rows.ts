@@ -1,3 +1,4 @@
+import { openSecrets, sealSecrets, type SecretCipher } from '../endpoint-secrets.js';
 import type { AppRow, AttemptRow, DeliveryRow, EndpointRow, EventTypeRow, MessageRow, StatusCode } from '../types.js';
 
 /**
@@ -34,18 +35,20 @@ export const ENDPOINT_COLS =
   'id, app_id, uid, url, description, disabled, event_types, channels, metadata, throttle_rate, headers, secrets, failing_since, created_at, updated_at';
 export interface EndpointCols {
   id: string; app_id: string; uid: string | null; url: string; description: string; disabled: boolean; event_types: string[] | null; channels: string[] | null;
-  metadata: Record<string, string>; throttle_rate: number | null; headers: Record<string, string>; secrets: EndpointRow['secrets']; failing_since: number | null;
+  metadata: Record<string, string>; throttle_rate: number | null; headers: Record<string, string>;
+  /** Sealed text as a JSON string (endpoint-secrets.ts); a JSON array in rows from before encryption. */
+  secrets: unknown; failing_since: number | null;
   created_at: number; updated_at: number;
 }
-export const endpointFromRow = (r: EndpointCols): EndpointRow => ({
+export const endpointFromRow = (r: EndpointCols, cipher: SecretCipher | undefined): EndpointRow => ({
   id: r.id, appId: r.app_id, uid: r.uid, url: r.url, description: r.description, disabled: r.disabled,
   eventTypes: r.event_types, channels: r.channels, metadata: r.metadata, throttleRate: r.throttle_rate,
-  headers: r.headers, secrets: r.secrets, failingSince: r.failing_since, createdAt: r.created_at, updatedAt: r.updated_at,
+  headers: r.headers, secrets: openSecrets(cipher, r.id, r.secrets), failingSince: r.failing_since, createdAt: r.created_at, updatedAt: r.updated_at,
 });
 /** In ENDPOINT_COLS order. */
-export const endpointParams = (e: EndpointRow): unknown[] => [
+export const endpointParams = (e: EndpointRow, cipher: SecretCipher | undefined): unknown[] => [
   e.id, e.appId, e.uid, e.url, e.description, e.disabled, jsonParam(e.eventTypes), jsonParam(e.channels), jsonParam(e.metadata), e.throttleRate,
-  jsonParam(e.headers), jsonParam(e.secrets), e.failingSince, e.createdAt, e.updatedAt,
+  jsonParam(e.headers), jsonParam(sealSecrets(cipher, e.id, e.secrets)), e.failingSince, e.createdAt, e.updatedAt,
 ];
 
 export const MESSAGE_COLS = 'id, app_id, event_id, event_type, channels, payload, created_at';

@@ -1,7 +1,8 @@
 import type pg from 'pg';
+import { sealSecrets, type SecretCipher } from '../endpoint-secrets.js';
 import {
   Status,
-  type AppRow, type AttemptFilter, type AttemptResult, type AttemptRow, type ClaimedDelivery, type DeliveryRow, type EndpointRow,
+  type ApiTokenRow, type AppRow, type AttemptFilter, type AttemptResult, type AttemptRow, type ClaimedDelivery, type DeliveryRow, type EndpointRow,
   type EventTypeRow, type IdempotentResponse, type MessageFilter, type MessageRow, type NewMessage, type Page, type PageQuery, type Store,
   type StoreCapabilities,
 } from '../types.js';
@@ -13,6 +14,7 @@ import { claimDue } from './queue/claim.js';
 import { completeAttempts } from './queue/complete.js';
 import { insertMessages } from './queue/enqueue.js';
 import { extendLeases } from './queue/leases.js';
+import { releaseLeases } from './queue/release.js';
 import { reclaimExpired } from './queue/reclaim.js';
 import { recover, resend } from './queue/requeue.js';
 import {
@@ -21,10 +23,18 @@ import {
   placeholders,
   type AppCols, type AttemptCols, type EndpointCols, type EventTypeCols, type MessageCols,
 } from './rows.js';
+import * as tokens from './tokens.js';
 
 export interface PostgresOptions extends ConnectOptions {
   /** Bring the schema up to date on open (default true); when false, a schema of another version is refused. */
   migrate?: boolean;
+  /** Seals endpoint secrets (endpoint-secrets.ts); without it they can be neither written nor read sealed. */
+  cipher?: SecretCipher;
+  /**
+   * Where the LISTEN connection goes, when not `url`: LISTEN needs a session
+   * of its own, which a transaction-pooling PgBouncer does not keep.
+   */
+  listenUrl?: string;
 }
 
 /** Adds `AND …` clauses for the message filters; `m` is the messages alias. */
@@ -92,7 +102,7 @@ export class PostgresStore implements Store {
   }
 
   async watchWork(onWork: () => void): Promise<() => Promise<void>> {
-    const stop = await listenForWork(clientConfig(this.url, this.opts), onWork);
+    const stop = await listenForWork(clientConfig(this.opts.listenUrl ?? this.url, this.opts), onWork);
     const unwatch = async () => {
       this.watchers.delete(unwatch);
       await stop();
@@ -110,6 +120,30 @@ export class PostgresStore implements Store {
   }
   async setSetting(key: string, value: string): Promise<void> {
     await this.pool.query('INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+  }
+  claimSetting(key: string, value: string): Promise<string> {
+    return tokens.claimSetting(this.pool, key, value);
+  }
+  sealPlaintextSecrets(): Promise<number> {
+    return tokens.sealPlaintextSecrets(this.pool, this.opts.cipher);
+  }
+
+  // --- API tokens (./tokens.ts) -------------------------------------------
+
+  insertToken(t: ApiTokenRow): Promise<void> {
+    return tokens.insertToken(this.pool, t);
+  }
+  findTokenByHash(hash: string): Promise<ApiTokenRow | null> {
+    return tokens.findTokenByHash(this.pool, hash);
+  }
+  listTokens(): Promise<ApiTokenRow[]> {
+    return tokens.listTokens(this.pool);
+  }
+  revokeToken(id: string, at: number): Promise<boolean> {
+    return tokens.revokeToken(this.pool, id, at);
+  }
+  touchToken(id: string, at: number, notBefore: number): Promise<void> {
+    return tokens.touchToken(this.pool, id, at, notBefore);
   }
 
   // --- applications -------------------------------------------------------
@@ -174,14 +208,14 @@ export class PostgresStore implements Store {
   // --- endpoints ----------------------------------------------------------
 
   async insertEndpoint(ep: EndpointRow): Promise<void> {
-    await this.pool.query(`INSERT INTO endpoints (${ENDPOINT_COLS}) VALUES (${placeholders(15)})`, endpointParams(ep)).catch(rethrowUnique);
+    await this.pool.query(`INSERT INTO endpoints (${ENDPOINT_COLS}) VALUES (${placeholders(15)})`, endpointParams(ep, this.opts.cipher)).catch(rethrowUnique);
   }
   async findEndpoint(appId: string, idOrUid: string): Promise<EndpointRow | null> {
     const r = await this.rows<EndpointCols>(
       `SELECT ${ENDPOINT_COLS} FROM endpoints WHERE app_id = $1 AND (id = $2 OR uid = $2) ORDER BY id = $2 DESC LIMIT 1`,
       [appId, idOrUid],
     );
-    return r[0] ? endpointFromRow(r[0]) : null;
+    return r[0] ? endpointFromRow(r[0], this.opts.cipher) : null;
   }
   async listEndpoints(appId: string, q: PageQuery): Promise<Page<EndpointRow>> {
     const p = new Params(appId);
@@ -190,10 +224,10 @@ export class PostgresStore implements Store {
       `SELECT ${ENDPOINT_COLS} FROM endpoints WHERE app_id = $1 AND ${ks.where} ORDER BY ${ks.orderBy} LIMIT ${ks.limit}`,
       p.values,
     );
-    return toPage(rows, q, ks.backwards, (r) => r.id, endpointFromRow);
+    return toPage(rows, q, ks.backwards, (r) => r.id, (r) => endpointFromRow(r, this.opts.cipher));
   }
   async appEndpoints(appId: string): Promise<EndpointRow[]> {
-    return (await this.rows<EndpointCols>(`SELECT ${ENDPOINT_COLS} FROM endpoints WHERE app_id = $1 ORDER BY id`, [appId])).map(endpointFromRow);
+    return (await this.rows<EndpointCols>(`SELECT ${ENDPOINT_COLS} FROM endpoints WHERE app_id = $1 ORDER BY id`, [appId])).map((r) => endpointFromRow(r, this.opts.cipher));
   }
   async updateEndpoint(ep: EndpointRow): Promise<void> {
     await this.pool
@@ -202,7 +236,7 @@ export class PostgresStore implements Store {
           'throttle_rate = $9, headers = $10, secrets = $11, failing_since = $12, updated_at = $13 WHERE id = $1',
         [
           ep.id, ep.uid, ep.url, ep.description, ep.disabled, jsonParam(ep.eventTypes), jsonParam(ep.channels), jsonParam(ep.metadata), ep.throttleRate,
-          jsonParam(ep.headers), jsonParam(ep.secrets), ep.failingSince, ep.updatedAt,
+          jsonParam(ep.headers), jsonParam(sealSecrets(this.opts.cipher, ep.id, ep.secrets)), ep.failingSince, ep.updatedAt,
         ],
       )
       .catch(rethrowUnique);
@@ -253,13 +287,16 @@ export class PostgresStore implements Store {
   // --- the delivery queue (./queue/) ---------------------------------------
 
   claimDue(owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number): Promise<ClaimedDelivery[]> {
-    return claimDue(this.pool, owner, now, limit, leaseMs, slots);
+    return claimDue(this.pool, owner, now, limit, leaseMs, slots, this.opts.cipher);
   }
   reclaimExpired(now: number): Promise<number> {
     return reclaimExpired(this.pool, now);
   }
   extendLeases(owner: string, deliveryIds: number[], until: number): Promise<number> {
     return extendLeases(this.pool, owner, deliveryIds, until);
+  }
+  releaseLeases(owner: string, deliveryIds: number[]): Promise<number> {
+    return releaseLeases(this.pool, owner, deliveryIds);
   }
   completeAttempts(owner: string, results: AttemptResult[]): Promise<number> {
     return completeAttempts(this.pool, owner, results);
@@ -290,7 +327,7 @@ export class PostgresStore implements Store {
        WHERE d.msg_id = $1 AND ${ks.where} ORDER BY ${ks.orderBy} LIMIT ${ks.limit}`,
       p.values,
     );
-    return toPage(rows, q, ks.backwards, (r) => r.id, (r) => ({ endpoint: endpointFromRow(r), delivery: deliveryFromPrefixed(r) }));
+    return toPage(rows, q, ks.backwards, (r) => r.id, (r) => ({ endpoint: endpointFromRow(r, this.opts.cipher), delivery: deliveryFromPrefixed(r) }));
   }
 
   async listEndpointMessages(endpointId: string, f: AttemptFilter, q: PageQuery): Promise<Page<{ message: MessageRow; delivery: DeliveryRow }>> {

@@ -123,6 +123,28 @@ CREATE TABLE idempotency (
     // The worker that holds a lease: only it extends the lease or records the outcome.
     sql: 'ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;',
   },
+  {
+    version: 3,
+    name: 'api_tokens',
+    // Tokens are stored as sha256 (hex) only. app_id NULL is an admin token,
+    // otherwise the one application the token reaches. The admin token that
+    // older versions generated at first start (a hash in settings) moves here.
+    sql: `
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  app_id TEXT REFERENCES applications(id) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL,
+  last_used_at INTEGER,
+  revoked_at INTEGER
+);
+INSERT INTO api_tokens (id, name, hash, app_id, created_at)
+  SELECT 'tok_generated_admin', 'admin (generated at first start)', value, NULL, CAST(strftime('%s', 'now') AS INTEGER) * 1000
+  FROM settings WHERE key = 'admin_token_sha256';
+DELETE FROM settings WHERE key = 'admin_token_sha256';
+`,
+  },
 ];
 
 export function migrate(db: Database.Database): number {

@@ -1,3 +1,4 @@
+import { openSecrets, sealSecrets, type SecretCipher } from '../endpoint-secrets.js';
 import type { AppRow, AttemptRow, DeliveryRow, EndpointRow, EventTypeRow, MessageRow, StatusCode } from '../types.js';
 
 /** Column <-> record mapping for the SQLite schema. */
@@ -26,15 +27,16 @@ export interface EndpointCols {
   id: string; app_id: string; uid: string | null; url: string; description: string; disabled: number; event_types: string | null; channels: string | null;
   metadata: string; throttle_rate: number | null; headers: string; secrets: string; failing_since: number | null; created_at: number; updated_at: number;
 }
-export const endpointFromRow = (r: EndpointCols): EndpointRow => ({
+/** `secrets` is sealed text (endpoint-secrets.ts); the cipher opens and seals it. */
+export const endpointFromRow = (r: EndpointCols, cipher: SecretCipher | undefined): EndpointRow => ({
   id: r.id, appId: r.app_id, uid: r.uid, url: r.url, description: r.description, disabled: r.disabled === 1,
   eventTypes: json(r.event_types), channels: json(r.channels), metadata: JSON.parse(r.metadata), throttleRate: r.throttle_rate,
-  headers: JSON.parse(r.headers), secrets: JSON.parse(r.secrets), failingSince: r.failing_since, createdAt: r.created_at, updatedAt: r.updated_at,
+  headers: JSON.parse(r.headers), secrets: openSecrets(cipher, r.id, r.secrets), failingSince: r.failing_since, createdAt: r.created_at, updatedAt: r.updated_at,
 });
-export const endpointToRow = (e: EndpointRow) => ({
+export const endpointToRow = (e: EndpointRow, cipher: SecretCipher | undefined) => ({
   id: e.id, app_id: e.appId, uid: e.uid, url: e.url, description: e.description, disabled: e.disabled ? 1 : 0,
   event_types: e.eventTypes === null ? null : JSON.stringify(e.eventTypes), channels: e.channels === null ? null : JSON.stringify(e.channels),
-  metadata: JSON.stringify(e.metadata), throttle_rate: e.throttleRate, headers: JSON.stringify(e.headers), secrets: JSON.stringify(e.secrets),
+  metadata: JSON.stringify(e.metadata), throttle_rate: e.throttleRate, headers: JSON.stringify(e.headers), secrets: sealSecrets(cipher, e.id, e.secrets),
   failing_since: e.failingSince, created_at: e.createdAt, updated_at: e.updatedAt,
 });
 

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { SecretCipher } from '../../endpoint-secrets.js';
 import { Status, type ClaimedDelivery } from '../../types.js';
 import { tx } from '../db.js';
 import {
@@ -31,7 +32,7 @@ const MAX_ENDPOINTS = 4096;
  * its lock and then lower the due time, or the claim sees their commit.
  */
 export async function claimDue(
-  pool: pg.Pool, owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number,
+  pool: pg.Pool, owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number, cipher: SecretCipher | undefined,
 ): Promise<ClaimedDelivery[]> {
   if (limit <= 0) return [];
   return tx(pool, async (c) => {
@@ -62,7 +63,7 @@ export async function claimDue(
       after = { due: last.next_due_at, id: last.endpoint_id };
     }
     await refreshQueue(c, worked);
-    return withMessagesAndEndpoints(c, leased);
+    return withMessagesAndEndpoints(c, leased, cipher);
   });
 }
 
@@ -117,12 +118,12 @@ async function refreshQueue(c: pg.PoolClient, endpointIds: string[]): Promise<vo
   );
 }
 
-async function withMessagesAndEndpoints(c: pg.PoolClient, leased: DeliveryCols[]): Promise<ClaimedDelivery[]> {
+async function withMessagesAndEndpoints(c: pg.PoolClient, leased: DeliveryCols[], cipher: SecretCipher | undefined): Promise<ClaimedDelivery[]> {
   if (leased.length === 0) return [];
   const msgs = await c.query<MessageCols>(`SELECT ${MESSAGE_COLS} FROM messages WHERE id = ANY($1::text[])`, [[...new Set(leased.map((d) => d.msg_id))]]);
   const eps = await c.query<EndpointCols>(`SELECT ${ENDPOINT_COLS} FROM endpoints WHERE id = ANY($1::text[])`, [[...new Set(leased.map((d) => d.endpoint_id))]]);
   const msgById = new Map(msgs.rows.map((r) => [r.id, messageFromRow(r)]));
-  const epById = new Map(eps.rows.map((r) => [r.id, endpointFromRow(r)]));
+  const epById = new Map(eps.rows.map((r) => [r.id, endpointFromRow(r, cipher)]));
   const out: ClaimedDelivery[] = [];
   for (const d of leased) {
     const message = msgById.get(d.msg_id);

@@ -1,0 +1,229 @@
+import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, test } from 'vitest';
+import { TokenAuthenticator, TOUCH_INTERVAL_MS, createToken, hashToken } from '../../src/auth/tokens.js';
+import type { Config } from '../../src/config.js';
+import { startHooklane, type Hooklane } from '../../src/hooklane.js';
+import { MIGRATIONS as PG_MIGRATIONS } from '../../src/store/postgres/migrations.js';
+import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.js';
+import { SqliteStore } from '../../src/store/sqlite/store.js';
+import { apiClient, eventually, tempDir, testConfig, TEST_MAIN_SECRET, TEST_TOKEN } from '../helpers/server.js';
+import { cli, ENGINE_CASES, pgSchema, startOn, type PgSchema } from './auth-support.js';
+
+/**
+ * API tokens: stored as sha256 only, the admin token generated on the first
+ * start as a row of the tokens table, HOOKLANE_API_TOKEN still an admin
+ * token, `hooklane token create|list|revoke`, revocation, last use.
+ */
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const quiet = pino({ level: 'silent' });
+
+/** Starts Hooklane in this process on `engine`'s database; returns the token it generated, if any. */
+async function start(config: Config): Promise<{ hl: Hooklane; generated: string | null }> {
+  let generated: string | null = null;
+  const hl = await startHooklane(config, { logger: quiet, onGeneratedToken: (t) => (generated = t) });
+  // Closed by the test or by the cleanup, whichever comes first.
+  const close = hl.close;
+  let closing: Promise<void> | undefined;
+  hl.close = () => (closing ??= close());
+  cleanups.push(() => hl.close());
+  return { hl, generated };
+}
+
+async function database(engine: 'sqlite' | 'postgres'): Promise<{ dir: string; url: string; pg?: PgSchema }> {
+  const dir = tempDir('hooklane-tokens-');
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  if (engine === 'sqlite') return { dir, url: `sqlite:${join(dir, 'hooklane.db')}` };
+  const pg = await pgSchema();
+  cleanups.push(() => pg.drop());
+  return { dir, url: pg.url, pg };
+}
+
+/** Every byte of the SQLite database (file, WAL, journal) as latin1 text, for "is it stored anywhere" checks. */
+function sqliteBytes(dir: string): string {
+  return readdirSync(dir)
+    .filter((f) => f.startsWith('hooklane.db'))
+    .map((f) => readFileSync(join(dir, f)).toString('latin1'))
+    .join('');
+}
+
+const get = (url: string, path: string, token: string, scheme = 'Bearer') => fetch(`${url}/api/v1${path}`, { headers: { authorization: `${scheme} ${token}` } });
+
+describe.each(ENGINE_CASES)('tokens: $name', ({ name, available }) => {
+  test.skipIf(!available)('the first start without HOOKLANE_API_TOKEN generates one admin token, stored as a row with its hash only', async () => {
+    const db = await database(name);
+    const config = testConfig(db.dir, { databaseUrl: db.url, apiToken: undefined });
+    const first = await start(config);
+    const token = first.generated!;
+    expect(token).toMatch(/^hl_[A-Za-z0-9_-]{43}$/);
+    expect((await get(first.hl.url, '/app', token)).status).toBe(200);
+    const rows = await first.hl.store.listTokens();
+    expect(rows).toEqual([expect.objectContaining({ name: 'admin (generated at first start)', appId: null, hash: hashToken(token), revokedAt: null })]);
+    expect(hashToken(token)).toBe(createHash('sha256').update(token).digest('hex'));
+    await first.hl.close();
+    // The text of the token is nowhere in the database.
+    if (db.pg) {
+      const dump = JSON.stringify([await db.pg.sql('SELECT * FROM api_tokens'), await db.pg.sql('SELECT * FROM settings')]);
+      expect(dump).toContain(hashToken(token));
+      expect(dump).not.toContain(token);
+    } else {
+      expect(sqliteBytes(db.dir)).toContain(hashToken(token));
+      expect(sqliteBytes(db.dir)).not.toContain(token);
+    }
+
+    // Later starts generate nothing; the token keeps working.
+    const second = await start(config);
+    expect(second.generated).toBeNull();
+    expect((await get(second.hl.url, '/app', token)).status).toBe(200);
+    expect(await second.hl.store.listTokens()).toHaveLength(1);
+  });
+
+  test.skipIf(!available)('HOOKLANE_API_TOKEN is an admin token, and nothing is generated while it is set', async () => {
+    const db = await database(name);
+    const { hl, generated } = await start(testConfig(db.dir, { databaseUrl: db.url }));
+    expect(generated).toBeNull();
+    expect(await hl.store.listTokens()).toEqual([]);
+    expect((await get(hl.url, '/app', TEST_TOKEN)).status).toBe(200);
+    expect((await get(hl.url, '/event-type', TEST_TOKEN)).status).toBe(200);
+    expect((await get(hl.url, '/app', TEST_TOKEN + 'x')).status).toBe(401);
+  });
+
+  test.skipIf(!available)('an admin token generated by an older version (its hash in settings) becomes a row of the tokens table', async () => {
+    const db = await database(name);
+    const old = 'hl_old-generated-admin-token-from-version-2';
+    const oldHash = createHash('sha256').update(old).digest('hex');
+    if (db.pg) {
+      // The schema as the previous release left it.
+      await db.pg.sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      await db.pg.sql(PG_MIGRATIONS[0]!.sql);
+      await db.pg.sql("INSERT INTO schema_migrations VALUES (1, 'initial', 0)");
+      await db.pg.sql("INSERT INTO settings VALUES ('admin_token_sha256', $1)", [oldHash]);
+    } else {
+      const raw = new Database(join(db.dir, 'hooklane.db'));
+      raw.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+      for (const m of SQLITE_MIGRATIONS.slice(0, 2)) {
+        raw.exec(m.sql);
+        raw.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(m.version, m.name);
+      }
+      raw.prepare("INSERT INTO settings VALUES ('admin_token_sha256', ?)").run(oldHash);
+      raw.close();
+    }
+    const { hl, generated } = await start(testConfig(db.dir, { databaseUrl: db.url, apiToken: undefined }));
+    expect(generated).toBeNull();
+    expect((await get(hl.url, '/app', old)).status).toBe(200);
+    expect(await hl.store.listTokens()).toEqual([expect.objectContaining({ id: 'tok_generated_admin', hash: oldHash, appId: null, revokedAt: null })]);
+    expect(await hl.store.getSetting('admin_token_sha256')).toBeNull();
+  });
+
+  test.skipIf(!available)('hooklane token create, list and revoke, against a running server', async () => {
+    const db = await database(name);
+    const { hl } = await start(testConfig(db.dir, { databaseUrl: db.url }));
+    const admin = apiClient(hl.url);
+    const app = (await admin('POST', '/app', { name: 'Acme', uid: 'acme' })).body;
+    const env = { HOOKLANE_DATABASE_URL: db.url, HOOKLANE_MAIN_SECRET: TEST_MAIN_SECRET, HOOKLANE_API_TOKEN: undefined, HOOKLANE_LOG_LEVEL: 'warn' };
+
+    const made = await cli(['token', 'create', '--name', 'acme backend', '--app', 'acme'], env);
+    expect(made.code, made.stderr).toBe(0);
+    const appToken = made.stdout.trim();
+    expect(appToken).toMatch(/^hl_[A-Za-z0-9_-]{43}$/);
+    const id = /created (tok_\w+) \(app:(app_\w+)\)/.exec(made.stderr)!;
+    expect(id[2]).toBe(app.id);
+    expect((await get(hl.url, '/app/acme', appToken)).status).toBe(200);
+    expect((await get(hl.url, '/app', appToken)).status).toBe(403);
+
+    const madeAdmin = await cli(['token', 'create', '--name', 'ci'], env);
+    expect(madeAdmin.code, madeAdmin.stderr).toBe(0);
+    const adminToken = madeAdmin.stdout.trim();
+    expect(madeAdmin.stderr).toMatch(/created tok_\w+ \(admin\)/);
+    expect((await get(hl.url, '/app', adminToken)).status).toBe(200);
+
+    const list = await cli(['token', 'list'], env);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/^ID\s+NAME\s+SCOPE\s+CREATED\s+LAST USED\s+REVOKED/);
+    expect(list.stdout).toContain(id[1]);
+    expect(list.stdout).toContain(`app:${app.id}`);
+    expect(list.stdout).toMatch(/ci\s+admin/);
+    for (const t of [appToken, adminToken]) expect(list.stdout + list.stderr).not.toContain(t);
+    const json = (await cli(['token', 'list', '--json'], env)).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(json.map((t) => t.scope).sort()).toEqual(['admin', `app:${app.id}`]);
+    expect(json.find((t) => t.id === id[1]).lastUsedAt).not.toBeNull();
+
+    const revoked = await cli(['token', 'revoke', id[1]!], env);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    // The server caches token rows for a few seconds.
+    await eventually(async () => (await get(hl.url, '/app/acme', appToken)).status === 401, 15_000, 'the revoked token to be refused');
+    expect((await get(hl.url, '/app', adminToken)).status).toBe(200);
+    expect((await cli(['token', 'list', '--json'], env)).stdout).toMatch(new RegExp(`"id":"${id[1]}"[^\\n]*"revokedAt":"20`));
+
+    const unknown = await cli(['token', 'revoke', 'tok_nope'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no token "tok_nope"');
+    const noApp = await cli(['token', 'create', '--app', 'no-such-app'], env);
+    expect(noApp.code).toBe(1);
+    expect(noApp.stderr).toContain('no application "no-such-app"');
+    expect(noApp.stdout).toBe('');
+  }, 120_000);
+});
+
+describe('token checks', () => {
+  test('revoked and unknown tokens are 401; the bearer scheme is case-insensitive', async () => {
+    const s = await startOn('sqlite');
+    cleanups.push(() => s.close());
+    const { token, row } = await createToken(s.hl.store, { name: 't', appId: null });
+    expect((await get(s.url, '/app', token, 'bearer')).status).toBe(200);
+    expect((await get(s.url, '/app', token, 'BEARER')).status).toBe(200);
+    expect((await get(s.url, '/app', token, 'Token')).status).toBe(401);
+    expect((await get(s.url, '/app', token.slice(0, -1))).status).toBe(401);
+    expect((await get(s.url, '/app', hashToken(token))).status).toBe(401);
+    await s.hl.store.revokeToken(row.id, Date.now());
+    s.hl.tokens.invalidate();
+    expect((await get(s.url, '/app', token)).status).toBe(401);
+  });
+
+  test('last_used_at is written on use, at most once a minute per token', async () => {
+    const dir = tempDir('hooklane-touch-');
+    const store = new SqliteStore(join(dir, 'hooklane.db'));
+    cleanups.push(async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const { token, row } = await createToken(store, { name: 't', appId: null, now: 1_000 });
+    const auth = new TokenAuthenticator(store, undefined, quiet);
+    const lastUsed = async () => (await store.findTokenByHash(row.hash))!.lastUsedAt;
+    const t0 = Date.now();
+    expect(await auth.authenticate(token, t0)).toEqual({ kind: 'admin', tokenId: row.id });
+    await expect.poll(lastUsed).toBe(t0);
+    await auth.authenticate(token, t0 + 1_000);
+    await auth.authenticate(token, t0 + TOUCH_INTERVAL_MS - 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await lastUsed()).toBe(t0);
+    auth.invalidate();
+    await auth.authenticate(token, t0 + TOUCH_INTERVAL_MS + 5);
+    await expect.poll(lastUsed).toBe(t0 + TOUCH_INTERVAL_MS + 5);
+    // Another process (a fresh authenticator) does not write again within the minute either.
+    const other = new TokenAuthenticator(store, undefined, quiet);
+    await other.authenticate(token, t0 + TOUCH_INTERVAL_MS + 10);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await lastUsed()).toBe(t0 + TOUCH_INTERVAL_MS + 5);
+  });
+
+  test('app tokens are scoped, admin tokens are not; a token of a deleted application stops working', async () => {
+    const s = await startOn('sqlite');
+    cleanups.push(() => s.close());
+    const app = (await s.api('POST', '/app', { name: 'Gone soon' })).body;
+    const { token } = await createToken(s.hl.store, { name: 't', appId: app.id });
+    expect(await s.hl.tokens.authenticate(token)).toEqual({ kind: 'app', appId: app.id, tokenId: expect.stringMatching(/^tok_/) });
+    expect((await get(s.url, `/app/${app.id}`, token)).status).toBe(200);
+    expect((await s.api('DELETE', `/app/${app.id}`)).status).toBe(204);
+    s.hl.tokens.invalidate();
+    expect((await get(s.url, `/app/${app.id}`, token)).status).toBe(401);
+  });
+});
