@@ -49,6 +49,7 @@ export async function startHooklane(config: Config, opts: StartOptions = {}): Pr
     poolSize: config.dbPoolSize,
     listenUrl: config.databaseListenUrl,
     applicationName: `hooklane:${config.role}`,
+    backgroundCheckpoint: true,
   });
   if (config.role !== 'all' && store.capabilities.singleProcess) {
     await store.close();

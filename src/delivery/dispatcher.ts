@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { decide, type RetryPolicy } from '../domain/retry.js';
 import { newId } from '../ids.js';
-import { Status, Trigger, type AttemptResult, type ClaimedDelivery, type Store } from '../store/types.js';
+import { Status, Trigger, type AttemptResult, type ClaimOptions, type ClaimedDelivery, type Store } from '../store/types.js';
 import { deliveryHeaders } from './headers.js';
 import { HttpClient } from './http.js';
 import { OutageLog } from './outage.js';
@@ -12,7 +12,8 @@ import { AddressPolicy } from './ssrf.js';
 
 /**
  * Claims due deliveries, POSTs them, records the outcome. Concurrency is
- * capped overall and per endpoint; a slow endpoint fills only its own slots,
+ * capped overall and per endpoint (the per-endpoint cap across all processes:
+ * the claim counts every process's leases); a slow endpoint fills only its own slots,
  * and the claim skips endpoints with no free slot, so it never holds up the
  * rest. Outcomes are written in batches (group commit).
  */
@@ -139,6 +140,27 @@ export class Dispatcher {
 
   private slots = (endpointId: string): number => this.config.endpointConcurrency - (this.perEndpoint.get(endpointId) ?? 0);
 
+  /** Endpoints reported unreadable, logged once each until one of their deliveries is claimed again. */
+  private readonly unreadable = new Set<string>();
+
+  /**
+   * What every claim asks of the store besides `slots` (this process's
+   * share): endpointConcurrency across all processes, and endpoints whose row
+   * cannot be read skipped and reported rather than failing the whole claim.
+   */
+  private claimOptions(): ClaimOptions {
+    return { endpointCap: this.config.endpointConcurrency, onUnreadableEndpoint: this.onUnreadable };
+  }
+
+  private readonly onUnreadable = (endpointId: string, error: unknown): void => {
+    if (this.unreadable.has(endpointId)) return;
+    this.unreadable.add(endpointId);
+    this.log.error(
+      { endpointId, err: error },
+      'endpoint cannot be read (its sealed secrets do not open: altered, or sealed under another HOOKLANE_MAIN_SECRET); its deliveries stay pending',
+    );
+  };
+
   private async claimRound(): Promise<void> {
     this.timer = null;
     if (!this.running || this.claiming) return;
@@ -148,7 +170,7 @@ export class Dispatcher {
     try {
       const room = this.config.deliveryConcurrency - this.inFlight;
       if (room > 0) {
-        claimed = await this.store.claimDue(this.owner, Date.now(), room, this.config.leaseMs, this.slots);
+        claimed = await this.store.claimDue(this.owner, Date.now(), room, this.config.leaseMs, this.slots, this.claimOptions());
         this.outage.ok();
         this.claimFailures = 0;
         for (const c of claimed) this.send(c);
@@ -220,6 +242,7 @@ export class Dispatcher {
   }
 
   private send(c: ClaimedDelivery): void {
+    if (this.unreadable.size > 0 && this.unreadable.delete(c.endpoint.id)) this.log.info({ endpointId: c.endpoint.id }, 'endpoint readable again');
     this.inFlight++;
     this.perEndpoint.set(c.endpoint.id, (this.perEndpoint.get(c.endpoint.id) ?? 0) + 1);
     this.run(c);

@@ -22,6 +22,8 @@ export interface OpenOptions {
    * touch endpoints).
    */
   cipher?: SecretCipher;
+  /** SQLite: checkpoint the WAL on a worker thread (long-running servers). */
+  backgroundCheckpoint?: boolean;
 }
 
 /** The key a database was first used with is not the one given. */
@@ -53,7 +55,7 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
 }
 
 async function openEngine(url: string, opts: OpenOptions): Promise<Store> {
-  if (url.startsWith('sqlite:')) return SqliteStore.fromUrl(url, { cipher: opts.cipher });
+  if (url.startsWith('sqlite:')) return SqliteStore.fromUrl(url, { cipher: opts.cipher, backgroundCheckpoint: opts.backgroundCheckpoint });
   if (/^postgres(ql)?:\/\//.test(url)) {
     return PostgresStore.open(url, {
       migrate: opts.migrate ?? true, max: opts.poolSize, listenUrl: opts.listenUrl, applicationName: opts.applicationName, cipher: opts.cipher,

@@ -14,6 +14,8 @@
  *   an expired lease makes the delivery claimable again (crash recovery).
  * - lease owner: the worker id that holds a lease; only it may extend the
  *   lease (heartbeat) or record the delivery's outcome.
+ * - endpoint cap: how many deliveries of one endpoint may be leased at once,
+ *   across every process (endpointConcurrency); `slots` is one process's share.
  * - capabilities: what an engine can do, named, so callers test a feature
  *   rather than an engine name.
  * - api token: a bearer token, stored as its sha256; admin (whole API) or
@@ -167,6 +169,25 @@ export interface IdempotentResponse {
   createdAt: number;
 }
 
+/** Optional parts of a claim (Store.claimDue). */
+export interface ClaimOptions {
+  /**
+   * At most this many deliveries of one endpoint leased at once, counting
+   * every process's unexpired leases (endpointConcurrency). An engine of many
+   * processes claims at most `min(slots(endpoint), cap - leased now)`; a
+   * single-process engine may rely on `slots`, which is global there already.
+   */
+  endpointCap?: number;
+  /**
+   * Told of each endpoint whose row cannot be read (sealed secrets that do not
+   * open: altered, or sealed under another HOOKLANE_MAIN_SECRET). Its
+   * deliveries are left pending, untouched, and the claim goes on with the
+   * other endpoints. Called after the claim's transaction, once per endpoint
+   * per claim.
+   */
+  onUnreadableEndpoint?: (endpointId: string, error: unknown) => void;
+}
+
 /** A delivery handed to the dispatcher with what it needs to send it. */
 export interface ClaimedDelivery {
   delivery: DeliveryRow;
@@ -293,9 +314,13 @@ export interface Store {
 
   /**
    * Claims up to `limit` due deliveries, at most `slots(endpointId)` per
-   * endpoint, leasing them to `owner` until `now + leaseMs`.
+   * endpoint (and within `opts.endpointCap` across processes), leasing them
+   * to `owner` until `now + leaseMs`. An endpoint that cannot be read is
+   * skipped, not fatal to the claim (`opts.onUnreadableEndpoint`).
    */
-  claimDue(owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number): Promise<ClaimedDelivery[]>;
+  claimDue(
+    owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number, opts?: ClaimOptions,
+  ): Promise<ClaimedDelivery[]>;
   /** Makes deliveries whose lease ran out claimable again; returns how many. */
   reclaimExpired(now: number): Promise<number>;
   /**

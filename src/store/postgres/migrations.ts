@@ -164,6 +164,18 @@ INSERT INTO api_tokens (id, name, hash, app_id, created_at)
 DELETE FROM settings WHERE key = 'admin_token_sha256';
 `,
   },
+  {
+    version: 3,
+    name: 'deliveries_leased_endpoint',
+    // The claim counts an endpoint's unexpired leases, across processes, to
+    // hold endpointConcurrency globally (queue/claim.ts): this reads only the
+    // leased rows of the endpoints asked about, never their pending backlog.
+    // Built inside the migration transaction (not CONCURRENTLY): writes to
+    // deliveries wait for the build, which scans the table once.
+    sql: `
+CREATE INDEX deliveries_leased_endpoint ON deliveries(endpoint_id, lease_until) WHERE status = 3;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

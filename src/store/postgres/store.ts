@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { sealSecrets, type SecretCipher } from '../endpoint-secrets.js';
 import {
   Status,
-  type ApiTokenRow, type AppRow, type AttemptFilter, type AttemptResult, type AttemptRow, type ClaimedDelivery, type DeliveryRow, type EndpointRow,
+  type ApiTokenRow, type AppRow, type AttemptFilter, type AttemptResult, type AttemptRow, type ClaimOptions, type ClaimedDelivery, type DeliveryRow, type EndpointRow,
   type EventTypeRow, type IdempotentResponse, type MessageFilter, type MessageRow, type NewMessage, type Page, type PageQuery, type Store,
   type StoreCapabilities,
 } from '../types.js';
@@ -286,8 +286,8 @@ export class PostgresStore implements Store {
 
   // --- the delivery queue (./queue/) ---------------------------------------
 
-  claimDue(owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number): Promise<ClaimedDelivery[]> {
-    return claimDue(this.pool, owner, now, limit, leaseMs, slots, this.opts.cipher);
+  claimDue(owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number, opts?: ClaimOptions): Promise<ClaimedDelivery[]> {
+    return claimDue(this.pool, owner, now, limit, leaseMs, slots, this.opts.cipher, opts);
   }
   reclaimExpired(now: number): Promise<number> {
     return reclaimExpired(this.pool, now);

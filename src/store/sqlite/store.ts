@@ -4,10 +4,11 @@ import { dirname } from 'node:path';
 import type { SecretCipher } from '../endpoint-secrets.js';
 import {
   Status, UniqueViolation,
-  type ApiTokenRow, type AppRow, type AttemptFilter, type AttemptResult, type AttemptRow, type ClaimedDelivery, type DeliveryRow, type EndpointRow,
+  type ApiTokenRow, type AppRow, type AttemptFilter, type AttemptResult, type AttemptRow, type ClaimOptions, type ClaimedDelivery, type DeliveryRow, type EndpointRow,
   type EventTypeRow, type IdempotentResponse, type MessageFilter, type MessageRow, type NewMessage, type Page, type PageQuery, type Store,
   type StoreCapabilities,
 } from '../types.js';
+import { Checkpointer } from './checkpointer.js';
 import { migrate } from './migrations.js';
 import { pageSql, toPage } from './pagination.js';
 import {
@@ -19,6 +20,8 @@ import * as tokens from './tokens.js';
 export interface SqliteOptions {
   /** Seals endpoint secrets (endpoint-secrets.ts); without it they can be neither written nor read sealed. */
   cipher?: SecretCipher;
+  /** Checkpoint the WAL on a worker thread (./checkpointer.ts) instead of inside commits: for the server. */
+  backgroundCheckpoint?: boolean;
 }
 
 /** The file of a `sqlite:` URL (`sqlite:./data/hooklane.db`, `sqlite:///abs/path.db`, `sqlite::memory:`). */
@@ -145,7 +148,13 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.stmts = this.prepare();
+    if (opts.backgroundCheckpoint && path !== ':memory:') {
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new Checkpointer(path);
+    }
   }
+
+  private checkpointer: Checkpointer | null = null;
 
   static fromUrl(url: string, opts: SqliteOptions = {}): SqliteStore {
     return new SqliteStore(sqlitePath(url), opts);
@@ -193,6 +202,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
+    this.checkpointer = null;
     if (this.db.open) this.db.close();
   }
 
@@ -423,9 +434,16 @@ export class SqliteStore implements Store {
 
   // --- the delivery queue -------------------------------------------------
 
-  async claimDue(owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number): Promise<ClaimedDelivery[]> {
+  /**
+   * `opts.endpointCap` is not needed here: one process owns the database, so
+   * its dispatcher's `slots` already count every lease of the endpoint.
+   */
+  async claimDue(
+    owner: string, now: number, limit: number, leaseMs: number, slots: (endpointId: string) => number, opts: ClaimOptions = {},
+  ): Promise<ClaimedDelivery[]> {
     const s = this.stmts;
     const claimed: ClaimedDelivery[] = [];
+    const unreadable = new Map<string, unknown>();
     this.relaxed(() => {
       const PAGE = 64;
       // Walk endpoints by due time; saturated endpoints are skipped without
@@ -439,7 +457,14 @@ export class SqliteStore implements Store {
           if (rows.length > 0) {
             const epRow = s.getEndpoint.get(endpoint_id) as EndpointCols | undefined;
             if (!epRow) continue;
-            const endpoint = endpointFromRow(epRow, this.cipher);
+            let endpoint: EndpointRow;
+            try {
+              endpoint = endpointFromRow(epRow, this.cipher);
+            } catch (e) {
+              // Secrets that do not open: its deliveries stay pending, its queue row as it is; the others go on.
+              unreadable.set(endpoint_id, e);
+              continue;
+            }
             for (const r of rows) {
               s.leaseDelivery.run(now + leaseMs, owner, now, r.id);
               const msg = s.getMessage.get(r.msg_id) as MessageCols;
@@ -453,6 +478,7 @@ export class SqliteStore implements Store {
         if (eps.length < PAGE) break;
       }
     });
+    if (opts.onUnreadableEndpoint) for (const [id, e] of unreadable) opts.onUnreadableEndpoint(id, e);
     return claimed;
   }
 
