@@ -5,9 +5,11 @@
 //   1. baseline   signed POSTs/s, load generator -> receiver, no server
 //   2. e2e        messages/s accepted (202), delivered (2xx) and recorded
 //   3. latency    create -> receipt, p50/p99, open loop at --rate msgs/s
-//   4. memory     peak RSS of the server process
-// The load generator and the receiver share this process (one clock); the
-// server is a child process on a fresh SQLite database in a temp dir.
+//   4. memory     peak RSS of the server process(es)
+// The load generator and the receiver share this process (one clock). The
+// server is a child process on a fresh SQLite database in a temp dir, or,
+// with --engine postgres, one `--role api` process and N `--role worker`
+// processes on a fresh schema of a PostgreSQL database (once per --workers N).
 import { createHmac, randomBytes } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { closedLoop, makePool, openLoop } from './lib/load.mjs';
 import { startReceiver } from './lib/receiver.mjs';
-import { startServer } from './lib/server.mjs';
+import { connectAdmin, createSchema, DEFAULT_PG_URL, dropSchema, isLocal, leftoverSchemas, newSchemaName, pgUrl, postgresMeter, redactUrl, serverInfo } from './lib/postgres.mjs';
+import { runCli, startServer } from './lib/server.mjs';
 import { cpuMeter, filesystemOf, fsyncProbe, machineInfo, mainThreadMeter, pct, round, startRssSampler } from './lib/sys.mjs';
 
 const CPUS = machineInfo().cpus;
@@ -40,6 +43,11 @@ const USAGE = `usage: npm run bench -- [options]      (or: node bench/run.mjs [o
   --priority=<n>               nice value for the harness and the server, -20..19 (negative needs root,
                                write it with =, e.g. --priority=-10); for shared machines
   --profile <dir>              run the server with --cpu-prof, writing the .cpuprofile into <dir>
+  --engine <sqlite|postgres>   database of the server (default sqlite: one process on a fresh SQLite file)
+  --workers <n[,n...]>         with --engine postgres: worker processes next to the one API process (default 1);
+                               a list (e.g. 1,2) runs the PostgreSQL phases once per count, each on a fresh
+                               schema, after one shared baseline. Database: HOOKLANE_BENCH_DATABASE_URL,
+                               else ${DEFAULT_PG_URL}
   -h, --help                   this text
 
 Prints a table and writes ${RESULTS}. Exits 1 when a check fails
@@ -63,6 +71,8 @@ function options() {
         'wait-idle': { type: 'string' },
         'server-env': { type: 'string', multiple: true },
         priority: { type: 'string' },
+        engine: { type: 'string' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -82,7 +92,19 @@ function options() {
     if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) usageError(`--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${raw}`);
     return n;
   };
+  const engine = parsed.engine ?? 'sqlite';
+  if (!['sqlite', 'postgres'].includes(engine)) usageError(`--engine must be sqlite or postgres, got ${engine}`);
+  if (parsed.workers !== undefined && engine !== 'postgres') usageError('--workers needs --engine postgres (SQLite runs as one process)');
+  const workers = (parsed.workers ?? '1').split(',').map((w) => {
+    const n = Number(w.trim());
+    if (!Number.isInteger(n) || n < 1 || n > 32) usageError(`--workers takes integers from 1 to 32, separated by commas, got ${parsed.workers}`);
+    return n;
+  });
+  const harnessOwned = ['HOOKLANE_HOST', 'HOOKLANE_PORT', 'HOOKLANE_DATABASE_URL', 'HOOKLANE_API_TOKEN'];
+  if (engine === 'postgres') harnessOwned.push('HOOKLANE_ROLE', 'HOOKLANE_MAIN_SECRET', 'HOOKLANE_MIGRATE_ON_START', 'HOOKLANE_DATABASE_LISTEN_URL');
   return {
+    engine,
+    workers: engine === 'postgres' ? workers : null,
     duration: num('duration', 10, 1, 600),
     rate: num('rate', 2000, 1, 100_000),
     concurrency: num('concurrency', 64, 1, 4096, true),
@@ -94,7 +116,7 @@ function options() {
       (parsed['server-env'] ?? []).map((kv) => {
         const m = /^(HOOKLANE_[A-Z0-9_]+)=(.*)$/s.exec(kv);
         if (!m) usageError(`--server-env takes HOOKLANE_NAME=value, got ${kv}`);
-        if (['HOOKLANE_HOST', 'HOOKLANE_PORT', 'HOOKLANE_DATABASE_URL', 'HOOKLANE_API_TOKEN'].includes(m[1])) usageError(`--server-env cannot set ${m[1]}: the harness owns it`);
+        if (harnessOwned.includes(m[1])) usageError(`--server-env cannot set ${m[1]}: the harness owns it`);
         return [m[1], m[2]];
       }),
     ),
@@ -355,10 +377,36 @@ function senderFailures(phase, r, sender) {
   return f;
 }
 
+/**
+ * CPU meters for one measured phase: the server process(es), the harness, the
+ * machine, the main thread of each server process and, with PostgreSQL, the
+ * postgres processes. `target.procs` is the SQLite server's pid, or a list
+ * of {name, pid} (the API and worker processes).
+ */
+function phaseMeters(target) {
+  const single = !Array.isArray(target.procs);
+  const meter = cpuMeter(target.procs, { notOthers: target.pgMeter ? ['postgres'] : [] });
+  const everyMs = target.mainThreads.length > 1 ? 10 : 5;
+  const threads = target.mainThreads.map((t) => mainThreadMeter(t.pid, everyMs));
+  const self = mainThreadMeter(process.pid, 20);
+  const pg = target.pgMeter?.();
+  return {
+    async stop() {
+      const cpu = meter.stop();
+      const mt = threads.map((t) => t.stop());
+      if (single) cpu.serverMainThread = mt[0];
+      else cpu.mainThreads = Object.fromEntries(target.mainThreads.map((t, i) => [t.name, mt[i]]));
+      cpu.harnessMainThread = self.stop();
+      if (pg) cpu.postgres = await pg.stop();
+      return cpu;
+    },
+  };
+}
+
 /** 2. Closed-loop load through the server; counts what was accepted, delivered and recorded. */
-async function e2ePhase(o, rx, server, token, secret, drainTimeoutMs) {
-  const { api } = server;
-  const pool = makePool(server.origin, o.concurrency);
+async function e2ePhase(o, rx, target, token, secret, drainTimeoutMs) {
+  const { api } = target;
+  const pool = makePool(target.origin, o.concurrency);
   const failures = [];
   try {
     if (o.warmup > 0) {
@@ -374,16 +422,14 @@ async function e2ePhase(o, rx, server, token, secret, drainTimeoutMs) {
     const sink = rx.sink('e2e');
     const ids = await setupApp(api, 'bench-e2e', sink, secret);
     const sender = messageSender(token, ids.appId);
-    const quiet = await awaitQuiet('e2e', o, server.pid);
-    const meter = cpuMeter(server.pid);
-    const threads = [mainThreadMeter(server.pid), mainThreadMeter(process.pid, 20)];
+    const quiet = await awaitQuiet('e2e', o, target.procs);
+    const meter = phaseMeters(target);
     log(`e2e: closed loop, ${o.concurrency} in flight, ${o.duration} s`);
     const r = await closedLoop({ pool, concurrency: o.concurrency, durationMs: o.duration * 1000, make: sender.make, onDone: sender.onDone });
     failures.push(...senderFailures('e2e', r, sender));
     log(`e2e: ${fmt(sender.accepted.size)} accepted; waiting for deliveries (${fmt(sender.accepted.size - sink.unique)} outstanding)`);
     const c = await confirmDelivered('e2e', sink, sender, drainTimeoutMs);
-    const cpu = meter.stop();
-    [cpu.serverMainThread, cpu.harnessMainThread] = threads.map((t) => t.stop());
+    const cpu = await meter.stop();
     failures.push(...c.failures);
     const st = await waitForStats('e2e', api, ids, sender.accepted.size);
     if (st.failure) failures.push(st.failure);
@@ -422,18 +468,17 @@ async function e2ePhase(o, rx, server, token, secret, drainTimeoutMs) {
 }
 
 /** 3. Open loop at a fixed rate; latency = receipt - just-before-POST, matched by webhook-id. */
-async function latencyPhase(o, rx, server, token, secret, drainTimeoutMs) {
-  const { api } = server;
-  const pool = makePool(server.origin, o.concurrency);
+async function latencyPhase(o, rx, target, token, secret, drainTimeoutMs) {
+  const { api } = target;
+  const pool = makePool(target.origin, o.concurrency);
   const failures = [];
   try {
     const sink = rx.sink('latency');
     const ids = await setupApp(api, 'bench-latency', sink, secret);
     const sender = messageSender(token, ids.appId);
     const scheduledOf = new Map();
-    const quiet = await awaitQuiet('latency', o, server.pid);
-    const meter = cpuMeter(server.pid);
-    const threads = [mainThreadMeter(server.pid), mainThreadMeter(process.pid, 20)];
+    const quiet = await awaitQuiet('latency', o, target.procs);
+    const meter = phaseMeters(target);
     log(`latency: open loop, ${fmt(o.rate)} msgs/s for ${o.duration} s`);
     const r = await openLoop({
       pool,
@@ -448,8 +493,7 @@ async function latencyPhase(o, rx, server, token, secret, drainTimeoutMs) {
     });
     failures.push(...senderFailures('latency', r, sender));
     const c = await confirmDelivered('latency', sink, sender, drainTimeoutMs);
-    const cpu = meter.stop();
-    [cpu.serverMainThread, cpu.harnessMainThread] = threads.map((t) => t.stop());
+    const cpu = await meter.stop();
     failures.push(...c.failures);
     const st = await waitForStats('latency', api, ids, sender.accepted.size);
     if (st.failure) failures.push(st.failure);
@@ -510,7 +554,8 @@ function table(rows) {
 
 function cpuText(c) {
   if (!c) return 'n/a';
-  const server = c.serverCores === null ? '' : `server ${c.serverCores}, `;
+  let server = c.serverCores === null ? '' : `server ${c.serverCores}, `;
+  if (c.processes) server = `${c.processes.map((p) => `${p.name} ${p.cores ?? 'n/a'}`).join(', ')} (all Hooklane ${c.serverCores ?? 'n/a'}), `;
   return (
     `${server}harness ${c.harnessCores} (event loop ${Math.round(c.harnessEventLoopUtilisation * 100)}% busy), other processes ${c.otherCores}, ` +
     `softirq ${c.machineIrqCores}, steal ${c.machineStealCores}; machine ${c.machineBusyCores} of ${CPUS} busy, ${c.machineIowaitCores} iowait`
@@ -523,11 +568,11 @@ const QUIET_CORES = 0.2;
  * With --wait-idle: waits (at most that long) until other processes use at
  * most QUIET_CORES for a whole second; returns the last 1 s measurement.
  */
-async function awaitQuiet(label, o, serverPid) {
+async function awaitQuiet(label, o, serverProcs) {
   const deadline = Date.now() + o.waitIdle * 1000;
   const started = Date.now();
   for (;;) {
-    const m = cpuMeter(serverPid);
+    const m = cpuMeter(serverProcs);
     await sleep(1000);
     const c = m.stop();
     c.otherCores = round(Math.max(0, c.machineProcessCores - c.harnessCores - (c.serverCores ?? 0)), 2);
@@ -539,21 +584,55 @@ async function awaitQuiet(label, o, serverPid) {
   }
 }
 
-/** CPU of everything that is neither the harness nor the server, and a warning when it is large. */
+/** The postgres processes' CPU, split by whose work it was. */
+function postgresCpuText(p) {
+  if (!p) return 'n/a';
+  if (p.cores === null) return 'postgres: CPU not measured (the server is not on this machine)';
+  const parts = [];
+  const of = Object.entries(p.byGroup).filter(([k]) => k.startsWith('of '));
+  if (of.length) parts.push(`backends working for ${of.map(([k, v]) => `${k.slice(3)} ${v}`).join(', ')}`);
+  for (const [k, v] of Object.entries(p.byGroup)) {
+    if (k.startsWith('of ')) continue;
+    parts.push(`${k === 'exited' ? 'backends that exited during the phase' : k === 'background' ? 'background (walwriter, checkpointer, autovacuum, ...)' : k} ${v}`);
+  }
+  return `postgres ${p.cores}${parts.length ? ` = ${parts.join('; ')}` : ''}`;
+}
+
+/** What the sessions of each process did, on average: active sessions by wait event (CPU = running or runnable). */
+function sessionsText(p) {
+  if (!p?.sessions || Object.keys(p.sessions).length === 0) return null;
+  const one = ([name, st]) => {
+    const waits = Object.entries(st.waits).filter(([, v]) => v >= 0.05);
+    return `${name} ${st.avgActive}${waits.length ? ` (${waits.map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`;
+  };
+  return `postgres sessions active on average, by wait event: ${Object.entries(p.sessions).map(one).join('; ')}`;
+}
+
+/** CPU time per delivered message, in ms, of each part (from the e2e phase). */
+function costText(e) {
+  const c = e?.cpu;
+  if (!c || !e.delivered) return null;
+  const ms = (cores) => (cores === null || cores === undefined ? 'n/a' : fmt((cores * c.wallSeconds * 1000) / e.delivered, 2));
+  const workers = c.processes?.filter((p) => p.name !== 'api').reduce((a, p) => a + (p.cores ?? 0), 0);
+  const api = c.processes?.find((p) => p.name === 'api')?.cores;
+  const pgOurs = c.postgres?.cores === null ? null : c.postgres?.thisRunBackendsCores;
+  return `CPU per delivered message: api ${ms(api)} ms, workers ${ms(workers)} ms, postgres backends ${ms(pgOurs)} ms, harness ${ms(c.harnessCores)} ms`;
+}
+
+/** CPU of everything that is neither the harness nor the server (nor postgres), and a warning when it is large. */
 function addOther(phase, cpu, warnings) {
-  cpu.otherCores = round(Math.max(0, cpu.machineProcessCores - cpu.harnessCores - (cpu.serverCores ?? 0)), 2);
+  cpu.otherCores = round(Math.max(0, cpu.machineProcessCores - cpu.harnessCores - (cpu.serverCores ?? 0) - (cpu.postgres?.cores ?? 0)), 2);
   if (cpu.otherCores > 0.25) {
     const who = cpu.topOthers.map((p) => `${p.what} [${p.pid}] ${p.cores}`).join(', ');
     warnings.push(`${phase}: other processes used ${cpu.otherCores} cores during the phase (${who || 'short-lived processes'}); its figures are disturbed`);
   }
+  if ((cpu.postgres?.otherClientsCores ?? 0) > 0.1) {
+    warnings.push(`${phase}: backends of other clients of the PostgreSQL server used ${cpu.postgres.otherClientsCores} cores during the phase; its figures are disturbed`);
+  }
 }
 
-function report(res) {
-  const b = res.baseline;
-  const e = res.e2e;
-  const l = res.latency;
-  const rows = [['#', 'measure', 'result', 'details']];
-  rows.push(['1', 'baseline: signed POSTs/s, load generator -> receiver', b ? `${fmt(b.postsPerSecond)}/s` : 'n/a', b ? `${fmt(b.requests)} requests in ${b.seconds} s, ${b.concurrency} in flight, no server` : '']);
+/** Rows 2-4 of the table for one server set-up (SQLite, or PostgreSQL with N workers). */
+function measureRows(rows, b, e, l, rate, memoryRow) {
   rows.push([
     '2',
     'end-to-end msgs/s (202 + delivered 2xx + recorded)',
@@ -566,35 +645,105 @@ function report(res) {
   }
   rows.push([
     '3',
-    `latency create -> receipt, open loop ${fmt(res.options.rate)}/s`,
+    `latency create -> receipt, open loop ${fmt(rate)}/s`,
     l ? `p50 ${fmt(l.latencyMs.p50, 2)} ms, p99 ${fmt(l.latencyMs.p99, 2)} ms` : 'n/a',
     l ? `n=${fmt(l.delivered)}, achieved ${fmt(l.achievedRate)}/s, p90 ${fmt(l.latencyMs.p90, 2)} ms, max ${fmt(l.latencyMs.max, 2)} ms; from schedule p99 ${fmt(l.latencyFromScheduleMs.p99, 2)} ms` : '',
   ]);
   if (l) rows.push(['', '  202 answer time in that phase', `p50 ${fmt(l.acceptLatencyMs.p50, 2)} ms, p99 ${fmt(l.acceptLatencyMs.p99, 2)} ms`, `max in flight ${l.maxInFlight}, skipped ${l.skipped}`]);
-  rows.push(['4', 'server peak RSS', res.memory ? `${fmt(res.memory.peakRssMB, 1)} MB` : 'n/a', res.memory ? `VmHWM/VmRSS sampled every 100 ms (${res.memory.samples} samples)${res.memory.startRssMB ? `; at idle after start ${fmt(res.memory.startRssMB, 1)} MB` : ''}` : '']);
+  rows.push(memoryRow);
+}
+
+const threadText = (t) =>
+  t ? `${pc(t.onCpu)} on CPU, ${pc(t.waitingForCpu)} waiting for a CPU, ${pc(t.diskWait)} blocked on disk (fsync), ${pc(t.sleeping)} idle/other` : 'n/a';
+const shortThreadText = (t) => (t ? `${pc(t.onCpu)} on CPU, ${pc(t.waitingForCpu)} waiting for one, ${pc(t.diskWait + t.sleeping)} idle/other` : 'n/a');
+
+const workersLabel = (n) => `1 api + ${n} worker process${n === 1 ? '' : 'es'}`;
+
+function report(res) {
+  const b = res.baseline;
+  const pgMode = res.engine === 'postgres';
+  const rows = [['#', 'measure', 'result', 'details']];
+  rows.push(['1', 'baseline: signed POSTs/s, load generator -> receiver', b ? `${fmt(b.postsPerSecond)}/s` : 'n/a', b ? `${fmt(b.requests)} requests in ${b.seconds} s, ${b.concurrency} in flight, no server` : '']);
+  if (!pgMode) {
+    measureRows(rows, b, res.e2e, res.latency, res.options.rate, [
+      '4',
+      'server peak RSS',
+      res.memory ? `${fmt(res.memory.peakRssMB, 1)} MB` : 'n/a',
+      res.memory ? `VmHWM/VmRSS sampled every 100 ms (${res.memory.samples} samples)${res.memory.startRssMB ? `; at idle after start ${fmt(res.memory.startRssMB, 1)} MB` : ''}` : '',
+    ]);
+  } else {
+    for (const run of res.postgres.runs) {
+      rows.push(['', `PostgreSQL, ${workersLabel(run.workers)}`, '', `schema ${run.schema}${run.schemaDropped ? ' (dropped)' : ' (NOT dropped)'}; pool ${run.dbPoolSize} connections per process`]);
+      const m = run.memory;
+      const each = m?.processes.map((p) => `${p.name} ${fmt(p.peakRssMB, 1)}`).join(', ');
+      const idle = m?.processes.map((p) => `${p.name} ${fmt(p.startRssMB, 1)}`).join(', ');
+      measureRows(rows, b, run.e2e, run.latency, res.options.rate, [
+        '4',
+        'server peak RSS, sum of the processes\' peaks',
+        m ? `${fmt(m.sumPeakRssMB, 1)} MB` : 'n/a',
+        m ? `${each} MB; at idle after start ${idle} MB; PostgreSQL not included` : '',
+      ]);
+    }
+  }
   const lines = [];
   lines.push('');
   lines.push(`Hooklane benchmark, ${res.startedAt}`);
-  lines.push(`machine: ${res.machine.cpus} x ${res.machine.cpuModel}, ${fmt(res.machine.memoryMB)} MB, Node ${res.machine.node}; load generator + receiver in one process, server in another; all on loopback`);
   lines.push(
-    `SQLite: journal_mode=${res.sqlite.journalMode} (file: ${res.sqlite.journalModeOnDisk}), synchronous=${res.sqlite.synchronous} -> every acknowledged message is fsync'd; ` +
-      `db on ${res.sqlite.filesystem} (${res.sqlite.mount}), fdatasync(4 KiB) p50 ${res.sqlite.fsyncProbe?.p50Ms} ms, p99 ${res.sqlite.fsyncProbe?.p99Ms} ms`,
+    `machine: ${res.machine.cpus} x ${res.machine.cpuModel}, ${fmt(res.machine.memoryMB)} MB, Node ${res.machine.node}; load generator + receiver in one process, ` +
+      `${pgMode ? `1 api and ${res.options.workers.join(' / ')} worker processes, PostgreSQL${res.postgres.local ? ' on this machine' : ' elsewhere'}` : 'server in another'}; all on loopback`,
   );
+  if (!pgMode) {
+    lines.push(
+      `SQLite: journal_mode=${res.sqlite.journalMode} (file: ${res.sqlite.journalModeOnDisk}), synchronous=${res.sqlite.synchronous} -> every acknowledged message is fsync'd; ` +
+        `db on ${res.sqlite.filesystem} (${res.sqlite.mount}), fdatasync(4 KiB) p50 ${res.sqlite.fsyncProbe?.p50Ms} ms, p99 ${res.sqlite.fsyncProbe?.p99Ms} ms`,
+    );
+  } else {
+    const p = res.postgres;
+    const si = p.server ?? {};
+    lines.push(
+      `PostgreSQL ${si.server_version ?? '?'} at ${p.url}: synchronous_commit=${si.synchronous_commit ?? '?'}, fsync=${si.fsync ?? '?'}, wal_sync_method=${si.wal_sync_method ?? '?'}, ` +
+        `commit_delay=${si.commit_delay ?? '?'}, shared_buffers=${si.shared_buffers ?? '?'}, max_connections=${si.max_connections ?? '?'}` +
+        `${p.dataFilesystem ? `; data on ${p.dataFilesystem.type} (${p.dataFilesystem.mount})` : ''}; fdatasync(4 KiB) in the temp dir (${res.tempDir?.filesystem ?? 'n/a'}) p50 ${res.tempDir?.fsyncProbe?.p50Ms} ms, p99 ${res.tempDir?.fsyncProbe?.p99Ms} ms`,
+    );
+  }
   if (res.git) lines.push(`source: commit ${res.git.commit}${res.git.srcDirty ? ` + uncommitted changes in ${res.git.changed.length} files under src/ or package.json` : ''}`);
   const extra = `${res.options.waitIdle ? ` --wait-idle ${res.options.waitIdle}` : ''}${res.options.priority !== null ? ` --priority ${res.options.priority} (${res.priority?.autogroup ?? 'n/a'})` : ''}`;
-  lines.push(`options: --duration ${res.options.duration} --rate ${res.options.rate} --concurrency ${res.options.concurrency} --warmup ${res.options.warmup}${extra}; server: ${JSON.stringify(res.serverEnv)}`);
+  const engine = pgMode ? ` --engine postgres --workers ${res.options.workers.join(',')}` : '';
+  lines.push(`options:${engine} --duration ${res.options.duration} --rate ${res.options.rate} --concurrency ${res.options.concurrency} --warmup ${res.options.warmup}${extra}; server: ${JSON.stringify(res.serverEnv)}`);
   lines.push('');
   lines.push(table(rows));
   lines.push('');
-  lines.push('CPU (cores, 1.0 = one core for the whole phase):');
-  if (b) lines.push(`  baseline : ${cpuText(b.cpu)}`);
-  if (e) lines.push(`  e2e      : ${cpuText(e.cpu)}`);
-  if (l) lines.push(`  latency  : ${cpuText(l.cpu)}`);
-  const threadText = (t) =>
-    t ? `${pc(t.onCpu)} on CPU, ${pc(t.waitingForCpu)} waiting for a CPU, ${pc(t.diskWait)} blocked on disk (fsync), ${pc(t.sleeping)} idle/other` : 'n/a';
-  if (e || l) lines.push('Server main thread (JavaScript + SQLite), share of wall time:');
-  if (e) lines.push(`  e2e      : ${threadText(e.cpu.serverMainThread)}`);
-  if (l) lines.push(`  latency  : ${threadText(l.cpu.serverMainThread)}`);
+  if (!pgMode) {
+    const e = res.e2e;
+    const l = res.latency;
+    lines.push('CPU (cores, 1.0 = one core for the whole phase):');
+    if (b) lines.push(`  baseline : ${cpuText(b.cpu)}`);
+    if (e) lines.push(`  e2e      : ${cpuText(e.cpu)}`);
+    if (l) lines.push(`  latency  : ${cpuText(l.cpu)}`);
+    if (e || l) lines.push('Server main thread (JavaScript + SQLite), share of wall time:');
+    if (e) lines.push(`  e2e      : ${threadText(e.cpu.serverMainThread)}`);
+    if (l) lines.push(`  latency  : ${threadText(l.cpu.serverMainThread)}`);
+  } else {
+    lines.push('CPU (cores, 1.0 = one core for the whole phase):');
+    if (b) lines.push(`  baseline : ${cpuText(b.cpu)}`);
+    for (const run of res.postgres.runs) {
+      const phases = [['e2e', run.e2e], ['latency', run.latency]].filter(([, x]) => x);
+      if (!phases.length) continue;
+      lines.push(`  ${workersLabel(run.workers)}:`);
+      for (const [name, x] of phases) {
+        lines.push(`    ${name.padEnd(8)} : ${cpuText(x.cpu)}`);
+        for (const t of [postgresCpuText(x.cpu.postgres), sessionsText(x.cpu.postgres), name === 'e2e' ? costText(x) : null]) if (t) lines.push(`    ${''.padEnd(8)}   ${t}`);
+      }
+    }
+    const threadLines = [];
+    for (const run of res.postgres.runs) {
+      for (const [name, x] of [['e2e', run.e2e], ['latency', run.latency]]) {
+        if (!x?.cpu.mainThreads) continue;
+        threadLines.push(`  ${`${run.workers}w ${name}`.padEnd(10)} : ${Object.entries(x.cpu.mainThreads).map(([k, t]) => `${k} ${shortThreadText(t)}`).join(' | ')}`);
+      }
+    }
+    if (threadLines.length) lines.push('Hooklane main threads (JavaScript), share of wall time:', ...threadLines);
+  }
   for (const w of res.warnings) lines.push(`WARNING: ${w}`);
   for (const f of res.failures) lines.push(`FAILED: ${f}`);
   lines.push(res.ok ? 'result: OK' : 'result: FAILED');
@@ -639,15 +788,185 @@ function applyPriority(n) {
   return out;
 }
 
+/** Drops a schema from a synchronous context (exit handler, watchdog): a child process does the async work. */
+function dropSchemaSync(pgBase, schema, appPrefix) {
+  try {
+    execFileSync(process.execPath, [join(HERE, 'lib', 'postgres.mjs'), 'drop', schema, appPrefix], {
+      env: { ...process.env, HOOKLANE_BENCH_DROP_URL: pgBase },
+      timeout: 30_000,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    return true;
+  } catch (e) {
+    log(`could not drop schema ${schema} (${e.message.split('\n')[0]}); drop it with: DROP SCHEMA ${schema} CASCADE`);
+    return false;
+  }
+}
+
+/**
+ * --engine postgres: per worker count, a fresh schema, `hooklane migrate`,
+ * one `--role api` and N `--role worker` processes, the e2e and latency
+ * phases against the API process, then a clean stop and the schema dropped.
+ */
+/** The harness's own connection (schemas, settings, pg_stat_activity); made before the baseline, so a bad URL fails at once. */
+async function connectHarness(pgBase) {
+  const app = `hl_bench_harness_${randomBytes(4).toString('hex')}`;
+  try {
+    return { admin: await connectAdmin(pgBase, app), adminApp: app };
+  } catch (e) {
+    throw new BenchError(`cannot connect to PostgreSQL at ${redactUrl(pgBase)}: ${e.message} (set HOOKLANE_BENCH_DATABASE_URL)`);
+  }
+}
+
+async function postgresRuns(c) {
+  const { o, res, admin, adminApp } = c;
+  const si = await serverInfo(admin);
+  res.postgres.server = si;
+  if (res.postgres.local && si.data_directory) {
+    const fs = filesystemOf(si.data_directory);
+    if (fs.mount) res.postgres.dataFilesystem = { type: fs.type, mount: fs.mount };
+  }
+  if (!res.postgres.local) res.warnings.push(`PostgreSQL is not on this machine (${res.postgres.url}): its CPU is not measured`);
+  const left = await leftoverSchemas(admin).catch(() => []);
+  if (left.length) res.warnings.push(`schemas of earlier runs that were not dropped (no session uses them): ${left.join(', ')}; drop them with DROP SCHEMA <name> CASCADE`);
+  const pool = Number(c.serverEnv.HOOKLANE_DB_POOL_SIZE ?? 10);
+  const maxWorkers = Math.max(...o.workers);
+  const need = pool * (1 + maxWorkers) + maxWorkers + 2;
+  const free = Number(si.max_connections) - Number(si.superuser_reserved_connections ?? 3) - si.clientConnectionsAtStart;
+  if (Number.isFinite(free) && need > free) res.warnings.push(`${maxWorkers} workers may need ${need} connections (pool ${pool} per process, + LISTEN), but only ${free} of max_connections=${si.max_connections} are free`);
+
+  // Every process of a run shares one main secret (it seals endpoint secrets).
+  const mainSecret = randomBytes(32).toString('base64url');
+  for (const n of o.workers) {
+    const run = { workers: n, schema: null, schemaDropped: false, dbPoolSize: pool, processes: [], e2e: null, latency: null, memory: null };
+    res.postgres.runs.push(run);
+    const failures = [];
+    const warnings = [];
+    const state = { procs: [], samplers: [], appPrefix: null };
+    try {
+      await postgresRun(c, admin, adminApp, run, state, mainSecret, failures, warnings);
+    } catch (e) {
+      failures.push(e instanceof BenchError ? e.message : e.stack ?? String(e));
+    } finally {
+      guard = () => {};
+      for (const smp of state.samplers) smp.stop();
+      await Promise.all(
+        state.procs.filter((p) => !p.server.exited).map((p) => p.server.stop(3000).catch(() => p.server.killNow())),
+      );
+      for (const p of state.procs) c.live.delete(p.server);
+      if (run.schema) {
+        try {
+          await dropSchema(admin, run.schema, state.appPrefix);
+          c.pendingSchemas.delete(run.schema);
+          run.schemaDropped = true;
+          log(`${workersLabel(n)}: schema ${run.schema} dropped`);
+        } catch (e) {
+          failures.push(`could not drop schema ${run.schema}: ${e.message}`);
+        }
+      }
+    }
+    res.failures.push(...failures.map((f) => `[${workersLabel(n)}] ${f}`));
+    res.warnings.push(...warnings.map((w) => `[${workersLabel(n)}] ${w}`));
+  }
+}
+
+async function postgresRun(c, admin, adminApp, run, state, mainSecret, failures, warnings) {
+  const { o } = c;
+  const n = run.workers;
+  const label = workersLabel(n);
+  const { schema, appPrefix } = newSchemaName();
+  state.appPrefix = appPrefix;
+  c.pendingSchemas.set(schema, appPrefix);
+  run.schema = schema;
+  await createSchema(admin, schema);
+  const url = (name) => pgUrl(c.pgBase, { schema, appName: appPrefix + name });
+  const env = { ...c.serverEnv, HOOKLANE_MAIN_SECRET: mainSecret };
+
+  log(`${label}: schema ${schema}; hooklane migrate`);
+  // The same settings as the processes (README: every process gets the same settings).
+  await runCli({ repoDir: REPO, dir: c.tmp, args: ['migrate'], env: { HOOKLANE_LOG_LEVEL: 'warn', ...env, HOOKLANE_DATABASE_URL: url('migrate') } }).catch((e) => {
+    throw new BenchError(e.message);
+  });
+
+  const nodeArgs = o.profile ? ['--cpu-prof', `--cpu-prof-dir=${o.profile}`] : [];
+  if (o.profile) mkdirSync(o.profile, { recursive: true });
+  const names = [['api', 'api'], ...Array.from({ length: n }, (_, i) => [`worker${i + 1}`, 'worker'])];
+  for (const [name, role] of names) {
+    log(`${label}: starting ${name} (node dist/cli.js serve --role ${role} --no-migrate)`);
+    const server = await startServer({ repoDir: REPO, dir: c.tmp, token: c.token, databaseUrl: url(name), args: ['--role', role, '--no-migrate'], extraEnv: env, nodeArgs }).catch((e) => {
+      throw new BenchError(`${name} (--role ${role}): ${e.message}`);
+    });
+    c.live.add(server);
+    state.procs.push({ name, role, server });
+    if (o.priority !== undefined) setPriority(server.pid, o.priority);
+    run.processes.push({ name, role, pid: server.pid, port: server.port });
+  }
+  const procs = state.procs;
+  const samplers = procs.map((p) => startRssSampler(p.server.pid, 100));
+  state.samplers = samplers;
+  const startRss = samplers.map((smp) => smp.takePhasePeak());
+  guard = () => {
+    for (const p of procs) {
+      if (p.server.exited) throw new BenchError(`${p.name} (--role ${p.role}) exited during the run (${JSON.stringify(p.server.exited)}): ${p.server.output().trim().slice(-2000)}`);
+    }
+  };
+  const api = procs[0].server;
+  const labelOf = (app) => (app.startsWith(appPrefix) ? app.slice(appPrefix.length) : app === adminApp ? 'harness' : null);
+  const target = {
+    api: api.api,
+    origin: api.origin,
+    procs: procs.map((p) => ({ name: p.name, pid: p.server.pid })),
+    mainThreads: procs.map((p) => ({ name: p.name, pid: p.server.pid })),
+    pgMeter: () => postgresMeter(admin, labelOf, { local: c.res.postgres.local }),
+  };
+  const phasePeaks = () => Object.fromEntries(procs.map((p, i) => [p.name, mb(samplers[i].takePhasePeak())]));
+
+  const e = await e2ePhase(o, c.rx, target, c.token, c.secret, c.drainTimeoutMs);
+  guard();
+  run.e2e = e.result;
+  addOther(`e2e`, e.result.cpu, warnings);
+  run.e2e.serverPeakRssMB = phasePeaks();
+  failures.push(...e.failures);
+  log(`${label}: e2e: ${fmt(e.result.messagesPerSecond)} msgs/s delivered (${fmt(e.result.acceptedPerSecond)}/s accepted)`);
+
+  await sleep(1000);
+  phasePeaks();
+  const l = await latencyPhase(o, c.rx, target, c.token, c.secret, c.drainTimeoutMs);
+  guard();
+  run.latency = l.result;
+  addOther(`latency`, l.result.cpu, warnings);
+  run.latency.serverPeakRssMB = phasePeaks();
+  failures.push(...l.failures);
+  warnings.push(...l.warnings);
+  log(`${label}: latency: p50 ${l.result.latencyMs.p50} ms, p99 ${l.result.latencyMs.p99} ms at ${fmt(l.result.achievedRate)}/s`);
+
+  for (const smp of samplers) smp.stop();
+  const each = procs.map((p, i) => {
+    const ss = samplers[i].stats;
+    return { name: p.name, pid: p.server.pid, peakRssMB: mb(samplers[i].peakBytes), peakSampledRssMB: mb(ss.peakRss), vmHwmMB: mb(ss.peakHwm), startRssMB: mb(startRss[i]), samples: ss.samples };
+  });
+  run.memory = { processes: each, sumPeakRssMB: round(each.reduce((a, p) => a + p.peakRssMB, 0), 1) };
+
+  guard = () => {};
+  const exits = await Promise.all(procs.map((p) => p.server.stop()));
+  procs.forEach((p, i) => {
+    if (exits[i].code !== 0) failures.push(`${p.name} did not shut down cleanly on SIGTERM: ${JSON.stringify(exits[i])} ${p.server.output().trim().slice(-1000)}`);
+    const out = p.server.output().trim();
+    run.processes[i].stderr = out ? out.slice(-2000) : undefined;
+  });
+}
+
 async function main() {
   const o = options();
   if (o.priority !== undefined && process.env.HOOKLANE_BENCH_SESSION !== '1') return reexecInOwnSession();
+  const pgMode = o.engine === 'postgres';
   const started = new Date();
   const tmp = mkdtempSync(join(tmpdir(), 'hooklane-bench-'));
   const key = randomBytes(24);
   const secret = 'whsec_' + key.toString('base64');
   const token = 'hl_bench_' + randomBytes(18).toString('base64url');
   const drainTimeoutMs = Math.max(60_000, o.duration * 5000);
+  const pgBase = pgMode ? process.env.HOOKLANE_BENCH_DATABASE_URL || DEFAULT_PG_URL : null;
   // The API rate limit (1000/s per token by default, in builds that have one) would cap what is measured here.
   const serverEnv = { HOOKLANE_RATE_LIMIT_PER_SECOND: '0' };
   if (o.endpointConcurrency !== undefined) serverEnv.HOOKLANE_ENDPOINT_CONCURRENCY = String(o.endpointConcurrency);
@@ -655,17 +974,25 @@ async function main() {
   Object.assign(serverEnv, o.serverEnv);
 
   let server = null;
+  let harnessDb = null;
+  /** Every server process still running, killed by the synchronous cleanup. */
+  const live = new Set();
+  /** PostgreSQL schemas created and not yet dropped: schema -> application_name prefix. */
+  const pendingSchemas = new Map();
   let rx = null;
   let sampler = null;
   let cleaned = false;
   const cleanupSync = () => {
     if (cleaned) return;
     cleaned = true;
-    try {
-      server?.killNow();
-    } catch {
-      /* gone */
+    for (const p of live) {
+      try {
+        p.killNow();
+      } catch {
+        /* gone */
+      }
     }
+    for (const [schema, appPrefix] of pendingSchemas) if (dropSchemaSync(pgBase, schema, appPrefix)) pendingSchemas.delete(schema);
     rmSync(tmp, { recursive: true, force: true });
   };
   process.on('exit', cleanupSync);
@@ -677,7 +1004,8 @@ async function main() {
     });
   }
   // A hard upper bound on the whole run: never hang.
-  const budgetMs = 240_000 + o.waitIdle * 4000 + o.duration * 6000 + o.warmup * 3000 + drainTimeoutMs * 2;
+  let budgetMs = 240_000 + o.waitIdle * 4000 + o.duration * 6000 + o.warmup * 3000 + drainTimeoutMs * 2;
+  if (pgMode) budgetMs += 60_000 + (o.workers.length - 1) * (90_000 + o.waitIdle * 3000 + o.duration * 5000 + o.warmup * 2000 + drainTimeoutMs * 2);
   const watchdog = setTimeout(() => {
     log(`the whole run took longer than ${Math.round(budgetMs / 1000)} s: giving up`);
     cleanupSync();
@@ -686,8 +1014,9 @@ async function main() {
 
   const res = {
     ok: false,
+    engine: o.engine,
     startedAt: started.toISOString(),
-    options: { duration: o.duration, rate: o.rate, concurrency: o.concurrency, warmup: o.warmup, waitIdle: o.waitIdle, priority: o.priority ?? null },
+    options: { duration: o.duration, rate: o.rate, concurrency: o.concurrency, warmup: o.warmup, waitIdle: o.waitIdle, priority: o.priority ?? null, ...(pgMode ? { workers: o.workers } : {}) },
     serverEnv: { HOOKLANE_LOG_LEVEL: 'warn', HOOKLANE_ALLOWED_SUBNETS: '127.0.0.0/8', ...serverEnv },
     machine: machineInfo(),
     sqlite: {},
@@ -698,11 +1027,20 @@ async function main() {
     failures: [],
     warnings: [],
   };
+  if (pgMode) {
+    res.sqlite = undefined;
+    res.serverEnv = { ...res.serverEnv, HOOKLANE_DB_POOL_SIZE: serverEnv.HOOKLANE_DB_POOL_SIZE ?? '10 (default)' };
+    res.postgres = { url: redactUrl(pgBase), local: isLocal(pgBase), server: null, dataFilesystem: null, runs: [] };
+  }
 
   try {
     const fs = filesystemOf(tmp);
-    res.sqlite = { ...sqlitePragmas(), filesystem: fs.type, mount: fs.mount, dbDir: tmp, fsyncProbe: fsyncProbe(tmp) };
-    if (res.sqlite.filesystem === 'tmpfs') res.warnings.push(`the temp dir ${tmp} is on tmpfs: fsync costs nothing there, so the figures are optimistic (set TMPDIR to a disk)`);
+    if (!pgMode) {
+      res.sqlite = { ...sqlitePragmas(), filesystem: fs.type, mount: fs.mount, dbDir: tmp, fsyncProbe: fsyncProbe(tmp) };
+      if (res.sqlite.filesystem === 'tmpfs') res.warnings.push(`the temp dir ${tmp} is on tmpfs: fsync costs nothing there, so the figures are optimistic (set TMPDIR to a disk)`);
+    } else {
+      res.tempDir = { dir: tmp, filesystem: fs.type, mount: fs.mount, fsyncProbe: fsyncProbe(tmp) };
+    }
 
     res.git = gitState();
     if (o.priority !== undefined) res.priority = applyPriority(o.priority);
@@ -712,6 +1050,7 @@ async function main() {
       res.warnings.push(`before the run other processes already used ${res.machineBeforeStart.otherCores} cores`);
     }
 
+    if (pgMode) harnessDb = await connectHarness(pgBase);
     rx = await startReceiver({ key });
 
     log(`baseline: load generator -> receiver, ${o.concurrency} in flight, ${o.warmup} s warm-up + ${o.duration} s`);
@@ -721,60 +1060,72 @@ async function main() {
     res.failures.push(...b.failures);
     log(`baseline: ${fmt(b.result.postsPerSecond)} signed POSTs/s`);
 
-    log(`starting the server (node dist/cli.js serve) on ${tmp}`);
-    const nodeArgs = o.profile ? ['--cpu-prof', `--cpu-prof-dir=${o.profile}`] : [];
-    if (o.profile) mkdirSync(o.profile, { recursive: true });
-    server = await startServer({ repoDir: REPO, dir: tmp, token, extraEnv: serverEnv, nodeArgs });
-    if (o.priority !== undefined) setPriority(server.pid, o.priority);
-    sampler = startRssSampler(server.pid, 100);
-    const startRss = sampler.takePhasePeak();
-    const crashed = () => {
-      if (server.exited) throw new BenchError(`the server exited during the run (${JSON.stringify(server.exited)}): ${server.output().trim().slice(-2000)}`);
-    };
-    guard = crashed;
+    if (pgMode) {
+      await postgresRuns({ o, res, rx, tmp, token, secret, serverEnv, drainTimeoutMs, pgBase, live, pendingSchemas, ...harnessDb });
+      if (rx.stray.requests > 0) res.failures.push(`the receiver got ${rx.stray.requests} requests on unexpected paths (${[...rx.stray.paths].join(', ')})`);
+    } else {
+      log(`starting the server (node dist/cli.js serve) on ${tmp}`);
+      const nodeArgs = o.profile ? ['--cpu-prof', `--cpu-prof-dir=${o.profile}`] : [];
+      if (o.profile) mkdirSync(o.profile, { recursive: true });
+      server = await startServer({ repoDir: REPO, dir: tmp, token, extraEnv: serverEnv, nodeArgs });
+      live.add(server);
+      if (o.priority !== undefined) setPriority(server.pid, o.priority);
+      sampler = startRssSampler(server.pid, 100);
+      const startRss = sampler.takePhasePeak();
+      const crashed = () => {
+        if (server.exited) throw new BenchError(`the server exited during the run (${JSON.stringify(server.exited)}): ${server.output().trim().slice(-2000)}`);
+      };
+      guard = crashed;
+      const target = { api: server.api, origin: server.origin, procs: server.pid, mainThreads: [{ name: 'server', pid: server.pid }] };
 
-    const e = await e2ePhase(o, rx, server, token, secret, drainTimeoutMs);
-    crashed();
-    res.e2e = e.result;
-    addOther('e2e', e.result.cpu, res.warnings);
-    res.e2e.serverPeakRssMB = mb(sampler.takePhasePeak());
-    res.failures.push(...e.failures);
-    log(`e2e: ${fmt(e.result.messagesPerSecond)} msgs/s delivered (${fmt(e.result.acceptedPerSecond)}/s accepted)`);
+      const e = await e2ePhase(o, rx, target, token, secret, drainTimeoutMs);
+      crashed();
+      res.e2e = e.result;
+      addOther('e2e', e.result.cpu, res.warnings);
+      res.e2e.serverPeakRssMB = mb(sampler.takePhasePeak());
+      res.failures.push(...e.failures);
+      log(`e2e: ${fmt(e.result.messagesPerSecond)} msgs/s delivered (${fmt(e.result.acceptedPerSecond)}/s accepted)`);
 
-    await sleep(1000);
-    sampler.takePhasePeak();
-    const l = await latencyPhase(o, rx, server, token, secret, drainTimeoutMs);
-    crashed();
-    res.latency = l.result;
-    addOther('latency', l.result.cpu, res.warnings);
-    res.latency.serverPeakRssMB = mb(sampler.takePhasePeak());
-    res.failures.push(...l.failures);
-    res.warnings.push(...l.warnings);
-    log(`latency: p50 ${l.result.latencyMs.p50} ms, p99 ${l.result.latencyMs.p99} ms at ${fmt(l.result.achievedRate)}/s`);
+      await sleep(1000);
+      sampler.takePhasePeak();
+      const l = await latencyPhase(o, rx, target, token, secret, drainTimeoutMs);
+      crashed();
+      res.latency = l.result;
+      addOther('latency', l.result.cpu, res.warnings);
+      res.latency.serverPeakRssMB = mb(sampler.takePhasePeak());
+      res.failures.push(...l.failures);
+      res.warnings.push(...l.warnings);
+      log(`latency: p50 ${l.result.latencyMs.p50} ms, p99 ${l.result.latencyMs.p99} ms at ${fmt(l.result.achievedRate)}/s`);
 
-    sampler.stop();
-    const ss = sampler.stats;
-    res.memory = { peakRssMB: mb(sampler.peakBytes), peakSampledRssMB: mb(ss.peakRss), vmHwmMB: mb(ss.peakHwm), startRssMB: mb(startRss), samples: ss.samples };
-    if (rx.stray.requests > 0) res.failures.push(`the receiver got ${rx.stray.requests} requests on unexpected paths (${[...rx.stray.paths].join(', ')})`);
+      sampler.stop();
+      const ss = sampler.stats;
+      res.memory = { peakRssMB: mb(sampler.peakBytes), peakSampledRssMB: mb(ss.peakRss), vmHwmMB: mb(ss.peakHwm), startRssMB: mb(startRss), samples: ss.samples };
+      if (rx.stray.requests > 0) res.failures.push(`the receiver got ${rx.stray.requests} requests on unexpected paths (${[...rx.stray.paths].join(', ')})`);
 
-    guard = () => {};
-    const exit = await server.stop();
-    if (exit.code !== 0) res.failures.push(`the server did not shut down cleanly on SIGTERM: ${JSON.stringify(exit)} ${server.output().trim().slice(-1000)}`);
-    res.sqlite.journalModeOnDisk = await journalModeOnDisk(join(tmp, 'hooklane.db'));
-    res.serverStderr = server.output().trim().slice(-2000) || undefined;
+      guard = () => {};
+      const exit = await server.stop();
+      if (exit.code !== 0) res.failures.push(`the server did not shut down cleanly on SIGTERM: ${JSON.stringify(exit)} ${server.output().trim().slice(-1000)}`);
+      res.sqlite.journalModeOnDisk = await journalModeOnDisk(join(tmp, 'hooklane.db'));
+      res.serverStderr = server.output().trim().slice(-2000) || undefined;
+    }
   } catch (e) {
     res.failures.push(e instanceof BenchError ? e.message : e.stack ?? String(e));
     sampler?.stop();
-    if (!res.memory && sampler) res.memory = { peakRssMB: mb(sampler.peakBytes), samples: sampler.stats.samples, startRssMB: null };
+    if (!pgMode && !res.memory && sampler) res.memory = { peakRssMB: mb(sampler.peakBytes), samples: sampler.stats.samples, startRssMB: null };
   } finally {
     if (server && !server.exited) await server.stop(3000).catch(() => server.killNow());
+    await harnessDb?.admin.end().catch(() => {});
     await rx?.close();
     clearTimeout(watchdog);
     cleanupSync();
   }
+  if (pgMode) {
+    for (const run of res.postgres.runs) if (run.schema && !run.schemaDropped && !pendingSchemas.has(run.schema)) run.schemaDropped = true;
+    if (pendingSchemas.size > 0) res.failures.push(`schemas not dropped: ${[...pendingSchemas.keys()].join(', ')}`);
+  }
   res.harnessPeakRssMB = mb(process.resourceUsage().maxRSS * 1024);
   res.ok = res.failures.length === 0;
-  res.sqlite.journalModeOnDisk ??= 'n/a';
+  if (res.sqlite) res.sqlite.journalModeOnDisk ??= 'n/a';
   mkdirSync(dirname(RESULTS), { recursive: true });
   writeFileSync(RESULTS, JSON.stringify(res, null, 2) + '\n');
   process.stdout.write(report(res));

@@ -48,7 +48,9 @@ export interface Config {
   svixHeaders: boolean;
   /** Deliveries in flight at once, over all endpoints. */
   deliveryConcurrency: number;
-  /** Deliveries in flight at once to one endpoint. */
+  /** Run outbound HTTP on a worker thread (when running from the compiled build). */
+  deliveryThread: boolean;
+  /** Deliveries in flight at once to one endpoint, counted across all processes sharing the database. */
   endpointConcurrency: number;
   /** Stored response bodies are cut to this many bytes. */
   maxResponseBytes: number;
@@ -182,6 +184,7 @@ const FIELDS: Fields = {
   logFormat: { env: 'HOOKLANE_LOG_FORMAT', parse: oneOf('json', 'pretty'), default: 'json' },
   svixHeaders: { env: 'HOOKLANE_SVIX_HEADERS', parse: bool, default: false },
   deliveryConcurrency: { env: 'HOOKLANE_DELIVERY_CONCURRENCY', parse: int(1, 100_000), default: 512 },
+  deliveryThread: { env: 'HOOKLANE_DELIVERY_THREAD', parse: bool, default: true },
   endpointConcurrency: { env: 'HOOKLANE_ENDPOINT_CONCURRENCY', parse: int(1, 10_000), default: 64 },
   maxResponseBytes: { env: 'HOOKLANE_MAX_RESPONSE_BYTES', parse: int(0, 10_000_000), default: 20_480 },
   maxPayloadBytes: { env: 'HOOKLANE_MAX_PAYLOAD_BYTES', parse: int(1024, 100 * 1024 * 1024), default: 1024 * 1024 },

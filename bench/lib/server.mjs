@@ -1,6 +1,6 @@
-// Runs `node dist/cli.js serve` as a child process on a fresh SQLite file in
-// a temp dir, and talks to its API.
-import { spawn } from 'node:child_process';
+// Runs `node dist/cli.js serve` as a child process, on a fresh SQLite file in
+// a temp dir or (with `databaseUrl`) on PostgreSQL, and talks to its API.
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ export function freePort() {
 }
 
 /** The child's environment: ours without any HOOKLANE_* or DATABASE_URL, plus `env`. */
-function childEnv(env) {
+export function childEnv(env) {
   const out = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (k.startsWith('HOOKLANE_') || k === 'DATABASE_URL' || k === 'NODE_OPTIONS') continue;
@@ -32,9 +32,11 @@ function childEnv(env) {
 
 /**
  * Starts the server and waits until GET /api/v1/health answers 204.
- * `extraEnv` is added to the HOOKLANE_* settings below.
+ * `extraEnv` is added to the HOOKLANE_* settings below. `databaseUrl`
+ * defaults to a SQLite file in `dir`; `args` go after `serve` (e.g.
+ * `--role worker --no-migrate`).
  */
-export async function startServer({ repoDir, dir, token, extraEnv = {}, nodeArgs = [], startTimeoutMs = 30_000 }) {
+export async function startServer({ repoDir, dir, token, databaseUrl, args = [], extraEnv = {}, nodeArgs = [], startTimeoutMs = 30_000 }) {
   const cli = join(repoDir, 'dist', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first (npm run bench does)`);
   let lastError;
@@ -43,14 +45,14 @@ export async function startServer({ repoDir, dir, token, extraEnv = {}, nodeArgs
     const env = childEnv({
       HOOKLANE_HOST: '127.0.0.1',
       HOOKLANE_PORT: String(port),
-      HOOKLANE_DATABASE_URL: `sqlite:${join(dir, 'hooklane.db')}`,
+      HOOKLANE_DATABASE_URL: databaseUrl ?? `sqlite:${join(dir, 'hooklane.db')}`,
       HOOKLANE_API_TOKEN: token,
       HOOKLANE_ALLOWED_SUBNETS: '127.0.0.0/8',
       HOOKLANE_LOG_LEVEL: 'warn',
       ...extraEnv,
     });
     // cwd = the temp dir, so no hooklane.config.json of the caller is picked up.
-    const proc = spawn(process.execPath, [...nodeArgs, cli, 'serve'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...nodeArgs, cli, 'serve', ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const keep = (d) => {
       output += d;
@@ -110,6 +112,22 @@ export async function startServer({ repoDir, dir, token, extraEnv = {}, nodeArgs
     if (!/EADDRINUSE/.test(output)) break; // only a lost port race is worth another try
   }
   throw lastError;
+}
+
+/**
+ * Runs `node dist/cli.js <args>` to completion (e.g. `migrate`) in `dir`
+ * with the same environment rules as the server; rejects on a non-zero exit
+ * or after `timeoutMs`.
+ */
+export function runCli({ repoDir, dir, args, env, timeoutMs = 60_000 }) {
+  const cli = join(repoDir, 'dist', 'cli.js');
+  if (!existsSync(cli)) return Promise.reject(new Error(`${cli} is missing: run npm run build first (npm run bench does)`));
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [cli, ...args], { cwd: dir, env: childEnv(env), timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`hooklane ${args.join(' ')} failed (${err.killed ? `killed after ${timeoutMs} ms` : `exit ${err.code ?? err.signal}`}): ${(stderr || stdout).trim().slice(-2000)}`));
+      else resolve({ stdout, stderr });
+    });
+  });
 }
 
 /** A small JSON client for /api/v1 on its own pool, separate from the load. */

@@ -13,6 +13,9 @@ try {
   /* keep the usual 100 */
 }
 
+/** Clock ticks per second of the times in /proc/<pid>/stat. */
+export const clockTicks = () => clkTck;
+
 /** utime + stime of a process (all its threads), in seconds; null once it is gone. */
 export function procCpuSeconds(pid) {
   try {
@@ -179,31 +182,39 @@ function cmdline(pid, name) {
 }
 
 /**
- * CPU used between start() and stop(), for this process, an optional child
- * and the machine, in cores (1.0 = one core busy for the whole interval),
- * plus this process's event-loop utilisation.
+ * CPU used between start() and stop(), for this process, the server
+ * process(es) and the machine, in cores (1.0 = one core busy for the whole
+ * interval), plus this process's event-loop utilisation. `children` is a pid,
+ * null, or a list of {name, pid} (then `processes` gives each one's cores and
+ * `serverCores` their sum). Processes whose name is in `notOthers` (e.g.
+ * postgres, accounted separately) are left out of `topOthers`.
  */
-export function cpuMeter(childPid) {
+export function cpuMeter(children, { notOthers = [] } = {}) {
+  const list = children === null || children === undefined ? [] : Array.isArray(children) ? children : [{ name: 'server', pid: children }];
+  const single = !Array.isArray(children);
   const t0 = performance.now();
   const self0 = process.cpuUsage();
-  const child0 = childPid ? procCpuSeconds(childPid) : null;
+  const child0 = list.map((c) => procCpuSeconds(c.pid));
   const m0 = machineJiffies();
   const elu0 = performance.eventLoopUtilization();
   const procs0 = allProcesses();
+  const ours = new Set(list.map((c) => c.pid));
   return {
     stop() {
       const procs1 = allProcesses();
       const wall = (performance.now() - t0) / 1000;
       const self = process.cpuUsage(self0);
-      const child1 = childPid ? procCpuSeconds(childPid) : null;
+      const child1 = list.map((c) => procCpuSeconds(c.pid));
       const m1 = machineJiffies();
       const dt = m1.total - m0.total || 1;
       const ncpu = cpus().length;
-      return {
+      const each = list.map((c, i) => ({ name: c.name, pid: c.pid, cores: child0[i] !== null && child1[i] !== null ? round((child1[i] - child0[i]) / wall, 2) : null }));
+      const known = each.filter((c) => c.cores !== null);
+      const out = {
         wallSeconds: round(wall, 3),
         harnessCores: round((self.user + self.system) / 1e6 / wall, 2),
         harnessEventLoopUtilisation: round(performance.eventLoopUtilization(elu0).utilization, 2),
-        serverCores: child0 !== null && child1 !== null ? round((child1 - child0) / wall, 2) : null,
+        serverCores: known.length === 0 ? null : round(list.reduce((a, _c, i) => a + (child0[i] !== null && child1[i] !== null ? child1[i] - child0[i] : 0), 0) / wall, 2),
         machineBusyCores: round(((m1.busy - m0.busy) / dt) * ncpu, 2),
         // user+system of all processes (comparable with the per-process figures above)
         machineProcessCores: round(((m1.process - m0.process) / dt) * ncpu, 2),
@@ -211,15 +222,17 @@ export function cpuMeter(childPid) {
         machineIrqCores: round(((m1.irq - m0.irq) / dt) * ncpu, 2),
         machineStealCores: round(((m1.steal - m0.steal) / dt) * ncpu, 2),
         machineIowaitCores: round(((m1.iowait - m0.iowait) / dt) * ncpu, 2),
-        // the biggest consumers besides this process and the child
+        // the biggest consumers besides this process and the server process(es)
         topOthers: [...procs1]
-          .filter(([pid]) => Number(pid) !== process.pid && Number(pid) !== childPid)
+          .filter(([pid, p]) => Number(pid) !== process.pid && !ours.has(Number(pid)) && !notOthers.includes(p.name))
           .map(([pid, p]) => ({ pid: Number(pid), cores: round((p.cpu - (procs0.get(pid)?.cpu ?? 0)) / wall, 2), what: p.name }))
           .filter((p) => p.cores >= 0.05)
           .sort((a, b) => b.cores - a.cores)
           .slice(0, 3)
           .map((p) => ({ ...p, what: cmdline(p.pid, p.what) })),
       };
+      if (!single) out.processes = each;
+      return out;
     },
   };
 }

@@ -7,6 +7,7 @@ import { newId } from '../ids.js';
 import { Status, Trigger, type AttemptResult, type ClaimOptions, type ClaimedDelivery, type Store } from '../store/types.js';
 import { deliveryHeaders } from './headers.js';
 import { HttpClient } from './http.js';
+import { httpThreadAvailable, ThreadedHttpClient, type Poster } from './http-thread.js';
 import { OutageLog } from './outage.js';
 import { AddressPolicy } from './ssrf.js';
 
@@ -18,7 +19,7 @@ import { AddressPolicy } from './ssrf.js';
  * rest. Outcomes are written in batches (group commit).
  */
 export class Dispatcher {
-  private readonly http: HttpClient;
+  private readonly http: Poster;
   private readonly policy: RetryPolicy;
   private readonly perEndpoint = new Map<string, number>();
   private inFlight = 0;
@@ -56,21 +57,14 @@ export class Dispatcher {
     private readonly config: Config,
     private readonly log: Logger,
   ) {
-    this.http = new HttpClient({
-      timeoutMs: config.requestTimeoutMs,
-      maxResponseBytes: config.maxResponseBytes,
-      // Not endpointConcurrency: endpoints of many apps share an origin (hooks.slack.com), and
-      // one hanging endpoint would hold every connection and queue the others behind it.
-      // The dispatcher's own caps bound what is in flight.
-      connectionsPerOrigin: config.deliveryConcurrency,
-      policy: AddressPolicy.fromConfig(config),
-    });
+    this.http = outboundClient(config, log);
     this.policy = { schedule: config.retrySchedule, jitter: config.retryJitter };
     this.outage = new OutageLog(log);
   }
 
   async start(): Promise<void> {
     this.running = true;
+    this.log.info({ httpThread: this.http instanceof ThreadedHttpClient }, 'delivery starting');
     // With one process per database, anything still leased was orphaned by a crash.
     try {
       const orphans = await this.store.reclaimExpired(this.store.capabilities.singleProcess ? Number.MAX_SAFE_INTEGER : Date.now());
@@ -427,4 +421,28 @@ function within<T>(p: Promise<T>, ms: number): Promise<T> {
 function backoff(baseMs: number, failures: number): number {
   const d = Math.min(baseMs * 2 ** Math.min(Math.max(failures - 1, 0), 16), 3000);
   return Math.round(d * (0.8 + Math.random() * 0.4));
+}
+
+/**
+ * The compiled build sends on a worker thread (http-thread.ts); run from the
+ * TypeScript sources, or with HOOKLANE_DELIVERY_THREAD=false, it sends on
+ * the event loop. Both run the same HttpClient.
+ */
+function outboundClient(config: Config, log: Logger): Poster {
+  if (config.deliveryThread && httpThreadAvailable()) {
+    const { requestTimeoutMs, maxResponseBytes, deliveryConcurrency, allowedSubnets, endpointHttpsOnly, publicUrl, port } = config;
+    return new ThreadedHttpClient(
+      { requestTimeoutMs, maxResponseBytes, deliveryConcurrency, allowedSubnets, endpointHttpsOnly, publicUrl, port },
+      (e) => log.error({ err: e }, 'the delivery thread failed; restarting it'),
+    );
+  }
+  return new HttpClient({
+    timeoutMs: config.requestTimeoutMs,
+    maxResponseBytes: config.maxResponseBytes,
+    // Not endpointConcurrency: endpoints of many apps share an origin (hooks.slack.com), and
+    // one hanging endpoint would hold every connection and queue the others behind it.
+    // The dispatcher's own caps bound what is in flight.
+    connectionsPerOrigin: config.deliveryConcurrency,
+    policy: AddressPolicy.fromConfig(config),
+  });
 }

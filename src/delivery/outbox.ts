@@ -21,6 +21,12 @@ interface Queued {
 export class Outbox {
   private queue: Queued[] = [];
   private scheduled = false;
+  /**
+   * One batch at a time: while a commit is under way the next batch grows.
+   * Concurrent batches would only queue on the same rows (an endpoint's
+   * queue entry) inside the database, each holding a connection.
+   */
+  private writing = false;
 
   constructor(
     private readonly store: Store,
@@ -41,19 +47,30 @@ export class Outbox {
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ item, reserved, resolve, reject });
-      if (this.queue.length >= this.maxBatch) void this.flush();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => void this.flush());
-      }
+      this.schedule();
     });
+  }
+
+  private schedule(): void {
+    if (this.writing || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => void this.flush());
   }
 
   private async flush(): Promise<void> {
     this.scheduled = false;
-    const batch = this.queue;
-    if (batch.length === 0) return;
-    this.queue = [];
+    if (this.writing || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, this.maxBatch);
+    this.writing = true;
+    try {
+      await this.write(batch);
+    } finally {
+      this.writing = false;
+      if (this.queue.length > 0) this.schedule();
+    }
+  }
+
+  private async write(batch: Queued[]): Promise<void> {
     let results: (Error | null)[];
     try {
       results = await this.store.insertMessages(batch.map((b) => b.item));

@@ -109,8 +109,18 @@ export async function spawnServer(dir: string, port: number, env: Record<string,
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
 /** spawnServer with extra arguments after `serve` (e.g. `--role worker`). */
-export async function spawnServerWith(dir: string, port: number, env: Record<string, string>, args: string[]): Promise<ChildServer> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args], {
+/** The compiled CLI (`npm run build`), for tests of what only the build does (the delivery thread). */
+export const BUILT_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+export async function spawnServerWith(
+  dir: string,
+  port: number,
+  env: Record<string, string>,
+  args: string[],
+  opts: { built?: boolean } = {},
+): Promise<ChildServer> {
+  const command = opts.built ? [BUILT_CLI, 'serve', ...args] : ['--import', 'tsx', CLI, 'serve', ...args];
+  const proc = spawn(process.execPath, command, {
     env: {
       ...process.env,
       HOOKLANE_HOST: '127.0.0.1',

@@ -388,6 +388,40 @@ describe.each(ENGINES)('store conformance: $name', (engine) => {
       expect(c.map((x) => x.message.id)).toEqual([m!.id]);
     });
 
+    test('an endpoint that cannot be read is skipped, its deliveries left pending; the other endpoints are claimed', async () => {
+      const { a, eps } = await setup(3);
+      const [copied, foreign, good] = [eps[0]!.id, eps[1]!.id, eps[2]!.id];
+      // The unreadable endpoints are due first, so a claim meets them before the good one.
+      await post(a.id, [copied, foreign], 2, { createdAt: T0 });
+      const [m] = await post(a.id, [good], 1, { createdAt: T0 + 1000 });
+      // One holds another row's sealed value (the endpoint id is authenticated), one a value sealed under another key.
+      await h.sql('UPDATE endpoints SET secrets = (SELECT secrets FROM endpoints WHERE id = $1) WHERE id = $2', [good, copied]);
+      const sealed = SecretBox.fromMainSecret('another-main-secret-0123456789abcdefgh').seal(JSON.stringify(eps[1]!.secrets), `endpoint-secrets:${foreign}`);
+      await h.sql('UPDATE endpoints SET secrets = $1 WHERE id = $2', [engine.name === 'postgres' ? JSON.stringify(sealed) : sealed, foreign]);
+
+      const reported = new Map<string, unknown>();
+      const now = Date.now();
+      const c = await store.claimDue('w', now, 10, 30_000, ALL, { endpointCap: 10, onUnreadableEndpoint: (id, e) => reported.set(id, e) });
+      expect(c.map((x) => x.message.id)).toEqual([m!.id]);
+      expect([...reported.keys()].sort()).toEqual([copied, foreign].sort());
+      for (const e of reported.values()) expect(String(e)).toMatch(/HOOKLANE_MAIN_SECRET does not match/);
+      const untouched = await h.sql<{ n: number }>(
+        'SELECT COUNT(*) AS n FROM deliveries WHERE endpoint_id IN ($1, $2) AND status = 1 AND lease_owner IS NULL AND lease_until IS NULL AND attempts = 0',
+        [copied, foreign],
+      );
+      expect(Number(untouched[0]!.n)).toBe(4);
+      // Still queued and due; reported again by the next claim, never thrown (with or without a callback).
+      expect(await store.nextDueAt()).toBeLessThanOrEqual(now);
+      expect(await store.claimDue('w', now, 10, 30_000, ALL)).toEqual([]);
+      // Repaired (its secrets written again): its deliveries are claimed.
+      await store.updateEndpoint(eps[0]!);
+      reported.clear();
+      const again = await store.claimDue('w', now, 10, 30_000, ALL, { onUnreadableEndpoint: (id, e) => reported.set(id, e) });
+      expect(again.map((x) => x.endpoint.id)).toEqual([copied, copied]);
+      expect(again[0]!.endpoint.secrets).toEqual(eps[0]!.secrets);
+      expect([...reported.keys()]).toEqual([foreign]);
+    });
+
     test('reclaimExpired requeues deliveries whose lease ran out', async () => {
       const { a, eps } = await setup(1);
       await post(a.id, [eps[0]!.id], 2);
@@ -764,6 +798,79 @@ describe.each(ENGINES)('store conformance: $name', (engine) => {
         expect(done.size).toBe(1500);
         expect([...attempts.values()].every((n) => n === 2)).toBe(true);
         expect(await store.endpointStats(eps[0]!.id, null, null)).toMatchObject({ success: 300, pending: 0, sending: 0 });
+      });
+
+      test('endpointCap holds across processes: claimers on separate pools never lease more of one endpoint than the cap', async () => {
+        const CAP = 3;
+        const { a, eps } = await setup(2);
+        const [busy, other] = [eps[0]!.id, eps[1]!.id];
+        await post(a.id, [busy], 40, { createdAt: T0 });
+        await post(a.id, [other], 5, { createdAt: T0 + 1000 });
+        const claimers = await Promise.all(Array.from({ length: 4 }, () => h.open({ migrate: false, max: 2 })));
+        const opts = { endpointCap: CAP };
+        const leasedOf = async (id: string, now: number) =>
+          (await h.sql<{ n: number }>('SELECT COUNT(*)::int AS n FROM deliveries WHERE endpoint_id = $1 AND status = 3 AND lease_until >= $2', [id, now]))[0]!.n;
+
+        // Each process has all its own slots free; together they still lease CAP of each endpoint, no more.
+        const now = Date.now();
+        const rounds = await Promise.all(
+          claimers.flatMap((s, i) => [0, 1, 2].map(async () => ({ i, got: await s.claimDue(`p${i}`, now, 10, 60_000, () => CAP, opts) }))),
+        );
+        const got = rounds.flatMap((r) => r.got);
+        expect(got.filter((c) => c.endpoint.id === busy)).toHaveLength(CAP);
+        expect(got.filter((c) => c.endpoint.id === other)).toHaveLength(CAP);
+        expect(await leasedOf(busy, now)).toBe(CAP);
+        // Saturated everywhere: nothing more, from any process, and the queue rows stay due.
+        expect(await claimers[3]!.claimDue('p3', now, 10, 60_000, () => CAP, opts)).toEqual([]);
+        expect(await store.nextDueAt()).toBeLessThanOrEqual(now);
+
+        // One finished frees one place, for whichever process claims next.
+        const holder = rounds.find((r) => r.got.some((c) => c.endpoint.id === busy))!;
+        const done = holder.got.find((c) => c.endpoint.id === busy)!;
+        expect(await claimers[holder.i]!.completeAttempts(`p${holder.i}`, [outcome(done, 'ok', now)])).toBe(1);
+        const next = await claimers[(holder.i + 1) % 4]!.claimDue('px', now, 10, 60_000, () => CAP, opts);
+        expect(next.map((c) => c.endpoint.id)).toEqual([busy]);
+
+        // Expired leases (a dead process's, not yet reclaimed) do not count.
+        const later = now + 60_001;
+        const after = await claimers[0]!.claimDue('py', later, 10, 60_000, () => CAP, opts);
+        expect(after.filter((c) => c.endpoint.id === busy)).toHaveLength(CAP);
+        expect(await leasedOf(busy, later)).toBe(CAP);
+
+        // Under churn (claim, hold briefly, complete) the database never shows more than CAP leased.
+        await store.reclaimExpired(Number.MAX_SAFE_INTEGER);
+        const left = (await h.sql<{ n: number }>('SELECT COUNT(*)::int AS n FROM deliveries WHERE endpoint_id = $1 AND status = 1', [busy]))[0]!.n;
+        expect(left).toBe(39);
+        let max = 0;
+        let running = true;
+        const sampler = (async () => {
+          while (running) {
+            max = Math.max(max, await leasedOf(busy, 0));
+            await new Promise((r) => setTimeout(r, 1));
+          }
+        })();
+        const sent = new Set<number>();
+        const deadline = Date.now() + 30_000;
+        await Promise.all(
+          claimers.map(async (s, i) => {
+            while (sent.size < left && Date.now() < deadline) {
+              const t = Date.now();
+              const mine = (await s.claimDue(`churn${i}`, t, 10, 60_000, () => CAP, opts)).filter((c) => c.endpoint.id === busy);
+              if (mine.length === 0) {
+                await new Promise((r) => setTimeout(r, 2));
+                continue;
+              }
+              await new Promise((r) => setTimeout(r, 5));
+              for (const c of mine) sent.add(c.delivery.id);
+              await s.completeAttempts(`churn${i}`, mine.map((c) => outcome(c, 'ok', t)));
+            }
+          }),
+        );
+        running = false;
+        await sampler;
+        expect(sent.size).toBe(left);
+        expect(max).toBeGreaterThan(0);
+        expect(max).toBeLessThanOrEqual(CAP);
       });
 
       test('watchWork: NOTIFY on new work, reconnects when the connection drops', async () => {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Config } from '../../src/config.js';
+import type { PostgresStore } from '../../src/store/postgres/store.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { eventually, startServer, type TestServer } from '../helpers/server.js';
 import { PG_URL, emptyPostgresSchema } from './engines.js';
@@ -56,7 +57,7 @@ describe.each(ENGINES)('dispatcher on $name', (engine) => {
 });
 
 describe.skipIf(!PG_URL)('dispatcher on postgres, two processes', () => {
-  test('share one queue: every message delivered exactly once, both sending', async () => {
+  test('share one queue: every message delivered exactly once, both sending, endpointConcurrency held in total', async () => {
     const databaseUrl = (await ENGINES[1]!.url())!;
     let inFlight = 0;
     let maxInFlight = 0;
@@ -67,12 +68,23 @@ describe.skipIf(!PG_URL)('dispatcher on postgres, two processes', () => {
       return { status: 200, delayMs: 40 };
     });
     cleanups.push(() => rx.close());
-    // Four slots per endpoint per process: more than four at once means both processes send.
+    // Four slots for the endpoint in all, whichever process takes them.
     const opts = { databaseUrl, endpointConcurrency: 4, pollIntervalMs: 5000 };
     const a = await server(opts);
-    await server(opts); // the second process: its dispatcher shares the queue
+    const b = await server(opts); // the second process: its dispatcher shares the queue
     const app = await a.api('POST', '/app', { name: 'shared', uid: 'shared' });
     await a.api('POST', `/app/${app.body.id}/endpoint`, { url: `${rx.url}/hook` });
+    // Which dispatchers hold leases while the work is under way.
+    const pool = (a.hl.store as PostgresStore).pool;
+    const owners = new Set<string>();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const { rows } = await pool.query<{ lease_owner: string }>('SELECT DISTINCT lease_owner FROM deliveries WHERE status = 3');
+        for (const r of rows) owners.add(r.lease_owner);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
     const ids = new Set<string>();
     for (let i = 0; i < 60; i++) {
       const r = await a.api('POST', '/app/shared/msg', { eventType: 'e', payload: { i } });
@@ -82,8 +94,11 @@ describe.skipIf(!PG_URL)('dispatcher on postgres, two processes', () => {
     // B learns of the work by NOTIFY alone: its poll interval is far longer than the test.
     const got = await rx.waitFor(60, 20_000);
     await new Promise((r) => setTimeout(r, 300));
+    sampling = false;
+    await sampler;
     expect(rx.requests).toHaveLength(60);
     expect(new Set(got.map((g) => g.headers['webhook-id']))).toEqual(ids);
-    expect(maxInFlight).toBeGreaterThan(4);
+    expect(maxInFlight).toBeLessThanOrEqual(4);
+    expect(owners).toEqual(new Set([a.hl.dispatcher!.owner, b.hl.dispatcher!.owner]));
   });
 });

@@ -99,15 +99,18 @@ async function dueEndpoints(c: pg.PoolClient, now: number, after: { due: number;
 /**
  * Trims each endpoint's free slots to what `cap` leaves once every
  * process's unexpired leases on it are counted; drops the endpoints left
- * with none. Reads only leased rows (partial index deliveries_leased_endpoint),
- * never an endpoint's pending backlog.
+ * with none. Reads only leased rows (partial index deliveries_leased_endpoint
+ * on (endpoint_id, lease_until) WHERE status = 3), never an endpoint's
+ * pending backlog.
  */
 async function withinCap(c: pg.PoolClient, wants: { id: string; free: number }[], cap: number, now: number): Promise<{ id: string; free: number }[]> {
   if (wants.length === 0) return wants;
+  // A subquery per endpoint: one range scan of deliveries_leased_endpoint each (endpoint_id = x AND
+  // lease_until >= now). As one `= ANY` filter the planner may walk deliveries_leased instead: every lease of every endpoint.
   const { rows } = await c.query<{ endpoint_id: string; n: number }>(
-    `SELECT endpoint_id, COUNT(*)::int AS n FROM deliveries
-     WHERE endpoint_id = ANY($1::text[]) AND status = ${Status.sending} AND lease_until >= $2
-     GROUP BY endpoint_id`,
+    `SELECT w.id AS endpoint_id,
+            (SELECT COUNT(*) FROM deliveries d WHERE d.endpoint_id = w.id AND d.status = ${Status.sending} AND d.lease_until >= $2)::int AS n
+     FROM unnest($1::text[]) AS w(id)`,
     [wants.map((w) => w.id), now],
   );
   const held = new Map(rows.map((r) => [r.endpoint_id, r.n]));
