@@ -370,6 +370,23 @@ async function checkAttempts(phase, api, ids, sender, n = 5) {
   return { checked: picks.size, failure: bad.length ? `${phase}: no successful attempt recorded for ${bad.length} of ${picks.size} spot-checked messages, e.g. ${bad.slice(0, 2).join(', ')}` : null };
 }
 
+/**
+ * After a phase's load: waits for every accepted message at the receiver,
+ * stops the phase's meters, then checks the endpoint stats, a few attempts
+ * and the signatures. Adds what went wrong to `failures`.
+ */
+async function checkPhase(phase, { sink, sender, api, ids, meter, drainTimeoutMs }, failures) {
+  const c = await confirmDelivered(phase, sink, sender, drainTimeoutMs);
+  const cpu = await meter.stop();
+  failures.push(...c.failures);
+  const st = await waitForStats(phase, api, ids, sender.accepted.size);
+  if (st.failure) failures.push(st.failure);
+  const at = await checkAttempts(phase, api, ids, sender);
+  if (at.failure) failures.push(at.failure);
+  if (sink.badSignatures > 0) failures.push(`${phase}: ${sink.badSignatures} deliveries with a bad signature`);
+  return { cpu, st, at };
+}
+
 function senderFailures(phase, r, sender) {
   const f = [];
   if (r.errors > 0) f.push(`${phase}: ${r.errors} request errors (${r.errorSamples.join('; ')})`);
@@ -428,14 +445,7 @@ async function e2ePhase(o, rx, target, token, secret, drainTimeoutMs) {
     const r = await closedLoop({ pool, concurrency: o.concurrency, durationMs: o.duration * 1000, make: sender.make, onDone: sender.onDone });
     failures.push(...senderFailures('e2e', r, sender));
     log(`e2e: ${fmt(sender.accepted.size)} accepted; waiting for deliveries (${fmt(sender.accepted.size - sink.unique)} outstanding)`);
-    const c = await confirmDelivered('e2e', sink, sender, drainTimeoutMs);
-    const cpu = await meter.stop();
-    failures.push(...c.failures);
-    const st = await waitForStats('e2e', api, ids, sender.accepted.size);
-    if (st.failure) failures.push(st.failure);
-    const at = await checkAttempts('e2e', api, ids, sender);
-    if (at.failure) failures.push(at.failure);
-    if (sink.badSignatures > 0) failures.push(`e2e: ${sink.badSignatures} deliveries with a bad signature`);
+    const { cpu, st, at } = await checkPhase('e2e', { sink, sender, api, ids, meter, drainTimeoutMs }, failures);
 
     let delivered = 0;
     for (const id of sender.accepted.keys()) if (sink.firstAt.has(id)) delivered++;
@@ -492,14 +502,7 @@ async function latencyPhase(o, rx, target, token, secret, drainTimeoutMs) {
       },
     });
     failures.push(...senderFailures('latency', r, sender));
-    const c = await confirmDelivered('latency', sink, sender, drainTimeoutMs);
-    const cpu = await meter.stop();
-    failures.push(...c.failures);
-    const st = await waitForStats('latency', api, ids, sender.accepted.size);
-    if (st.failure) failures.push(st.failure);
-    const at = await checkAttempts('latency', api, ids, sender);
-    if (at.failure) failures.push(at.failure);
-    if (sink.badSignatures > 0) failures.push(`latency: ${sink.badSignatures} deliveries with a bad signature`);
+    const { cpu, st, at } = await checkPhase('latency', { sink, sender, api, ids, meter, drainTimeoutMs }, failures);
 
     const fromSend = [];
     const fromSchedule = [];

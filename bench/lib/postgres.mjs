@@ -8,11 +8,10 @@
 // in the environment, so no password shows up in the process list:
 //   HOOKLANE_BENCH_DROP_URL=<admin-url> node bench/lib/postgres.mjs drop <schema> <application_name prefix>
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { clockTicks, round } from './sys.mjs';
+import { clockTicks, procStats, round } from './sys.mjs';
 
 export const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -141,22 +140,9 @@ const clkTck = clockTicks();
  */
 function postgresProcesses() {
   const out = new Map();
-  let pids = [];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
-    try {
-      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const name = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'));
-      if (name !== 'postgres') continue;
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(pid), { cpu: (Number(f[11]) + Number(f[12])) / clkTck, reaped: (Number(f[13]) + Number(f[14])) / clkTck, ppid: Number(f[1]) });
-    } catch {
-      /* exited meanwhile */
-    }
+  for (const { pid, name, f } of procStats()) {
+    if (name !== 'postgres') continue;
+    out.set(Number(pid), { cpu: (Number(f[11]) + Number(f[12])) / clkTck, reaped: (Number(f[13]) + Number(f[14])) / clkTck, ppid: Number(f[1]) });
   }
   return out;
 }

@@ -149,9 +149,13 @@ export function mainThreadMeter(pid, everyMs = 5) {
   };
 }
 
-/** CPU seconds of every process on the machine: pid -> {cpu, name}. */
-function allProcesses() {
-  const out = new Map();
+/**
+ * /proc/<pid>/stat of every process on the machine: pid (as in /proc), the
+ * comm name, and the fields after it (f[1] ppid, f[11..14] utime, stime,
+ * cutime, cstime in clock ticks). Processes that exit meanwhile are left out.
+ */
+export function procStats() {
+  const out = [];
   let pids = [];
   try {
     pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
@@ -161,12 +165,18 @@ function allProcesses() {
   for (const pid of pids) {
     try {
       const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      out.set(pid, { cpu: (Number(f[11]) + Number(f[12])) / clkTck, name: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')) });
+      out.push({ pid, name: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), f: s.slice(s.lastIndexOf(')') + 2).split(' ') });
     } catch {
       /* exited meanwhile */
     }
   }
+  return out;
+}
+
+/** CPU seconds of every process on the machine: pid -> {cpu, name}. */
+function allProcesses() {
+  const out = new Map();
+  for (const { pid, name, f } of procStats()) out.set(pid, { cpu: (Number(f[11]) + Number(f[12])) / clkTck, name });
   return out;
 }
 

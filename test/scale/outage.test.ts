@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { makeEndpoint } from '../delivery/support.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { startReceiver } from '../helpers/receiver.js';
 import { eventually } from '../helpers/server.js';
-import { Fleet, PG_URL, TcpProxy, logLines, noticeIfSkipped, pgTarget, scaleDb, sleep, startLoad, tally, undelivered, type ScaleDb } from './support.js';
+import { Fleet, PG_URL, TcpProxy, logLines, noticeIfSkipped, pgTarget, scaleDb, scaleFixture, sleep, startLoad, tally, undelivered } from './support.js';
 
 /**
  * PostgreSQL going away under load: first every session of the test's
@@ -19,35 +19,26 @@ noticeIfSkipped('scale/outage');
 const UNAVAILABLE = 'database unavailable: delivery paused';
 const RECOVERED = 'database available again';
 
-let db: ScaleDb | undefined;
-let fleet: Fleet | undefined;
-let rx: Receiver | undefined;
-let proxy: TcpProxy | undefined;
-afterEach(async () => {
-  await fleet?.stop();
-  await proxy?.close();
-  await rx?.close();
-  await db?.drop();
-  [db, fleet, rx, proxy] = [undefined, undefined, undefined, undefined];
-});
+const f = scaleFixture();
 
 describe.skipIf(!PG_URL)('scale-out: database outages', () => {
   test('sessions terminated, then connections refused: 503 meanwhile, recovery by itself, nothing acknowledged lost', async () => {
-    db = await scaleDb();
+    f.db = await scaleDb();
     const target = pgTarget();
-    proxy = new TcpProxy(target.host, target.port);
+    const proxy = new TcpProxy(target.host, target.port);
+    f.extra = proxy;
     await proxy.start();
-    rx = await startReceiver(() => ({ status: 200, delayMs: 20 }));
-    fleet = new Fleet({ HOOKLANE_DATABASE_URL: db.url({ host: '127.0.0.1', port: proxy.port }), HOOKLANE_LEASE_MS: '3000', HOOKLANE_DB_POOL_SIZE: '4' });
-    const api = await fleet.start('api');
-    const workers = await Promise.all([fleet.start('worker'), fleet.start('worker')]);
-    const t = await makeEndpoint(api.api, 'scale-outage', { url: `${rx.url}/hook` });
+    f.rx = await startReceiver(() => ({ status: 200, delayMs: 20 }));
+    f.fleet = new Fleet({ HOOKLANE_DATABASE_URL: f.db.url({ host: '127.0.0.1', port: proxy.port }), HOOKLANE_LEASE_MS: '3000', HOOKLANE_DB_POOL_SIZE: '4' });
+    const api = await f.fleet.start('api');
+    const workers = await Promise.all([f.fleet.start('worker'), f.fleet.start('worker')]);
+    const t = await makeEndpoint(api.api, 'scale-outage', { url: `${f.rx.url}/hook` });
 
     const load = startLoad(api.url, t.app, { posters: 3, pauseMs: 15 });
     const progress = async (what: string, more = 30) => {
       const before = load.acked.length;
-      const delivered = tally(rx!.requests).distinct.size;
-      await eventually(() => load.acked.length >= before + more && tally(rx!.requests).distinct.size >= delivered + more, 40_000, what);
+      const delivered = tally(f.rx!.requests).distinct.size;
+      await eventually(() => load.acked.length >= before + more && tally(f.rx!.requests).distinct.size >= delivered + more, 40_000, what);
     };
     let terminated = 0;
     let refusedWindow: { status: number; body: unknown }[] = [];
@@ -57,7 +48,7 @@ describe.skipIf(!PG_URL)('scale-out: database outages', () => {
 
       // 1. Every session of this test's processes is terminated, a few times over, mid-load.
       for (let i = 0; i < 3; i++) {
-        terminated += await db.terminateBackends();
+        terminated += await f.db.terminateBackends();
         await sleep(300);
       }
       await progress('progress after the sessions were terminated');
@@ -90,9 +81,9 @@ describe.skipIf(!PG_URL)('scale-out: database outages', () => {
     expect(load.hung).toBe(0);
 
     // Nothing acknowledged is lost, and the store agrees.
-    const seen = () => tally(rx!.requests).distinct;
+    const seen = () => tally(f.rx!.requests).distinct;
     await eventually(() => load.acked.every((id) => seen().has(id)), 45_000, `all ${load.acked.length} acknowledged messages at the receiver`);
-    await eventually(async () => (await undelivered(db!, load.acked)).length === 0, 30_000, 'every delivery recorded as success');
+    await eventually(async () => (await undelivered(f.db!, load.acked)).length === 0, 30_000, 'every delivery recorded as success');
 
     // Still the same processes. Each worker logged each outage about once, not once per failed
     // operation: while connections were refused (claims, heartbeats, writes all failing, for
@@ -110,7 +101,7 @@ describe.skipIf(!PG_URL)('scale-out: database outages', () => {
     expect(logLines(api, 'internal error')).toEqual([]);
     console.log(
       `[scale/outage] ${load.acked.length} acknowledged, ${load.refused.length} refused with 503, ${terminated} sessions terminated, ` +
-        `${rx.requests.length} requests received, ${tally(rx.requests).duplicates} duplicates; outage log lines per worker: ` +
+        `${f.rx.requests.length} requests received, ${tally(f.rx.requests).duplicates} duplicates; outage log lines per worker: ` +
         workers.map((w) => logLines(w, UNAVAILABLE).length).join(', '),
     );
   }, 150_000);

@@ -1,9 +1,9 @@
 import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { makeEndpoint, send } from '../delivery/support.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { startReceiver } from '../helpers/receiver.js';
 import { eventually, freePort, runCli, tempDir } from '../helpers/server.js';
-import { Fleet, PG_URL, SCALE_ENV, noticeIfSkipped, scaleDb, sleep, tally, type ScaleDb } from './support.js';
+import { Fleet, PG_URL, SCALE_ENV, noticeIfSkipped, scaleDb, scaleFixture, sleep, tally } from './support.js';
 
 /**
  * Process roles: `api` serves the API and never delivers; `worker` delivers
@@ -13,15 +13,7 @@ import { Fleet, PG_URL, SCALE_ENV, noticeIfSkipped, scaleDb, sleep, tally, type 
 
 noticeIfSkipped('scale/roles');
 
-let db: ScaleDb | undefined;
-let fleet: Fleet | undefined;
-let rx: Receiver | undefined;
-afterEach(async () => {
-  await fleet?.stop();
-  await rx?.close();
-  await db?.drop();
-  [db, fleet, rx] = [undefined, undefined, undefined];
-});
+const f = scaleFixture();
 
 test('SQLite refuses the api and worker roles, naming the setting', async () => {
   const dir = tempDir('hooklane-roles-');
@@ -39,28 +31,28 @@ test('SQLite refuses the api and worker roles, naming the setting', async () => 
 
 describe.skipIf(!PG_URL)('scale-out: roles', () => {
   test('an api process never delivers; a worker started later delivers everything, serves health and 404s the API', async () => {
-    db = await scaleDb();
-    rx = await startReceiver(() => ({ status: 200 }));
-    const env = { HOOKLANE_DATABASE_URL: db.url() };
-    fleet = new Fleet(env);
+    f.db = await scaleDb();
+    f.rx = await startReceiver(() => ({ status: 200 }));
+    const env = { HOOKLANE_DATABASE_URL: f.db.url() };
+    f.fleet = new Fleet(env);
 
     // Migrations by hand first; the processes only check the schema version.
     const migrated = await runCli(['migrate'], { ...SCALE_ENV, ...env });
     expect(migrated.code, migrated.output).toBe(0);
-    const api = await fleet.start('api', {}, ['--no-migrate']);
-    const t = await makeEndpoint(api.api, 'scale-roles', { url: `${rx.url}/hook` });
+    const api = await f.fleet.start('api', {}, ['--no-migrate']);
+    const t = await makeEndpoint(api.api, 'scale-roles', { url: `${f.rx.url}/hook` });
     const ids: string[] = [];
     for (let i = 0; i < 10; i++) ids.push(await send(api.api, t.app, { eventType: 'roles.test', payload: { i } }));
 
     // With no worker running nothing arrives: every delivery is still pending, untouched.
     await sleep(1500);
-    expect(rx.requests).toHaveLength(0);
-    const pending = await db.sql<{ status: number; attempts: number; lease_owner: string | null }>('SELECT status, attempts, lease_owner FROM deliveries');
+    expect(f.rx.requests).toHaveLength(0);
+    const pending = await f.db.sql<{ status: number; attempts: number; lease_owner: string | null }>('SELECT status, attempts, lease_owner FROM deliveries');
     expect(pending).toHaveLength(10);
     expect(pending.every((d) => d.status === 1 && d.attempts === 0 && d.lease_owner === null)).toBe(true);
 
-    const worker = await fleet.start('worker', { HOOKLANE_MIGRATE_ON_START: 'false' });
-    await eventually(() => ids.every((id) => tally(rx!.requests).distinct.has(id)), 30_000, 'the worker delivering the backlog');
+    const worker = await f.fleet.start('worker', { HOOKLANE_MIGRATE_ON_START: 'false' });
+    await eventually(() => ids.every((id) => tally(f.rx!.requests).distinct.has(id)), 30_000, 'the worker delivering the backlog');
     // The worker answers health, and nothing else.
     expect((await fetch(`${worker.url}/api/v1/health`)).status).toBe(204);
     const apiOnWorker = await worker.api('GET', '/app');
@@ -69,17 +61,17 @@ describe.skipIf(!PG_URL)('scale-out: roles', () => {
     expect((await worker.api('POST', `/app/${t.app}/msg`, { eventType: 'x', payload: {} })).status).toBe(404);
     // The API process keeps serving, and still sends nothing itself: what it accepts now is delivered by the worker.
     ids.push(await send(api.api, t.app, { eventType: 'roles.test', payload: { i: 10 } }));
-    await eventually(() => tally(rx!.requests).distinct.has(ids[10]!), 20_000, 'the last message');
-    await eventually(async () => (await db!.sql('SELECT 1 FROM deliveries WHERE status <> 0')).length === 0, 20_000, 'all recorded as success');
+    await eventually(() => tally(f.rx!.requests).distinct.has(ids[10]!), 20_000, 'the last message');
+    await eventually(async () => (await f.db!.sql('SELECT 1 FROM deliveries WHERE status <> 0')).length === 0, 20_000, 'all recorded as success');
     expect(api.output()).toContain('"delivering":false');
     expect(worker.output()).toContain('"delivering":true');
   }, 90_000);
 
   test('--no-migrate refuses a schema that is not current, and names the command to run', async () => {
-    db = await scaleDb();
-    fleet = new Fleet({ HOOKLANE_DATABASE_URL: db.url() });
-    await expect(fleet.start('api', {}, ['--no-migrate'])).rejects.toThrow(/hooklane migrate/);
+    f.db = await scaleDb();
+    f.fleet = new Fleet({ HOOKLANE_DATABASE_URL: f.db.url() });
+    await expect(f.fleet.start('api', {}, ['--no-migrate'])).rejects.toThrow(/hooklane migrate/);
     // Nothing was created in the schema.
-    expect(await db.sql("SELECT 1 FROM information_schema.tables WHERE table_schema = $1", [db.schema])).toEqual([]);
+    expect(await f.db.sql("SELECT 1 FROM information_schema.tables WHERE table_schema = $1", [f.db.schema])).toEqual([]);
   }, 60_000);
 });

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import pg from 'pg';
-import type { Received } from '../helpers/receiver.js';
+import { afterEach } from 'vitest';
+import type { Received, Receiver } from '../helpers/receiver.js';
 import { TEST_TOKEN, eventually, freePort, spawnServerWith, tempDir, type ChildServer } from '../helpers/server.js';
 import { PG_URL } from '../store/engines.js';
 
@@ -79,6 +80,32 @@ export async function scaleDb(): Promise<ScaleDb> {
       await admin.end();
     },
   };
+}
+
+/** What a scale test starts, released after each test (see scaleFixture). */
+export interface ScaleFixture {
+  db?: ScaleDb;
+  fleet?: Fleet;
+  rx?: Receiver;
+  /** Anything else to close: after the fleet stops, before the receiver closes. */
+  extra?: { close(): Promise<void> };
+}
+
+/**
+ * Registers an afterEach that stops the fleet, closes `extra` and the
+ * receiver, and drops the schema, in that order, then empties the fixture.
+ * Tests assign what they start to its fields.
+ */
+export function scaleFixture(): ScaleFixture {
+  const f: ScaleFixture = {};
+  afterEach(async () => {
+    await f.fleet?.stop();
+    await f.extra?.close();
+    await f.rx?.close();
+    await f.db?.drop();
+    f.db = f.fleet = f.rx = f.extra = undefined;
+  });
+  return f;
 }
 
 export type Role = 'api' | 'worker' | 'all';

@@ -1,8 +1,12 @@
+import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Config } from '../../src/config.js';
+import { MIGRATIONS as PG_MIGRATIONS } from '../../src/store/postgres/migrations.js';
+import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { PG_URL } from '../store/engines.js';
 
@@ -64,6 +68,33 @@ export async function startOn(engine: EngineCase['name'], overrides: Partial<Con
       await schema.drop();
     },
   };
+}
+
+/**
+ * The schema as the previous release left it (PostgreSQL migration 1, SQLite
+ * migrations 1-2, recorded in schema_migrations), in the PostgreSQL schema
+ * `db.pg` or else the SQLite file in `db.dir`; `seed` then adds the rows
+ * that release wrote.
+ */
+export async function previousReleaseSchema(
+  db: { dir: string; pg?: PgSchema },
+  seed: { pg(pg: PgSchema): Promise<void>; sqlite(raw: Database.Database): void },
+): Promise<void> {
+  if (db.pg) {
+    await db.pg.sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+    await db.pg.sql(PG_MIGRATIONS[0]!.sql);
+    await db.pg.sql("INSERT INTO schema_migrations VALUES (1, 'initial', 0)");
+    await seed.pg(db.pg);
+  } else {
+    const raw = new Database(join(db.dir, 'hooklane.db'));
+    raw.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    for (const m of SQLITE_MIGRATIONS.slice(0, 2)) {
+      raw.exec(m.sql);
+      raw.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(m.version, m.name);
+    }
+    seed.sqlite(raw);
+    raw.close();
+  }
 }
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));

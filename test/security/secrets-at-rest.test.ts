@@ -7,11 +7,9 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { MAIN_SECRET_FILE } from '../../src/auth/main-secret.js';
 import { ConfigError, loadConfig, type Config } from '../../src/config.js';
 import { startHooklane, type Hooklane } from '../../src/hooklane.js';
-import { MIGRATIONS as PG_MIGRATIONS } from '../../src/store/postgres/migrations.js';
-import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { apiClient, tempDir, testConfig, type Api } from '../helpers/server.js';
-import { cli, ENGINE_CASES, pgSchema, type PgSchema } from './auth-support.js';
+import { cli, ENGINE_CASES, pgSchema, previousReleaseSchema, type PgSchema } from './auth-support.js';
 
 /**
  * Endpoint secrets at rest: sealed with AES-256-GCM under
@@ -147,21 +145,14 @@ describe.each(ENGINE_CASES)('secrets at rest: $name', ({ name, available }) => {
       "INSERT INTO applications VALUES ('app_old', 'old', 'Old', '{}', NULL, 0, 0)",
       `INSERT INTO endpoints VALUES ('ep_old', 'app_old', NULL, 'http://127.0.0.1:9/x', '', false, NULL, NULL, '{}', NULL, '{}', '${legacy}', NULL, 0, 0)`,
     ];
-    if (db.pg) {
-      await db.pg.sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
-      await db.pg.sql(PG_MIGRATIONS[0]!.sql);
-      await db.pg.sql("INSERT INTO schema_migrations VALUES (1, 'initial', 0)");
-      for (const sql of rows) await db.pg.sql(sql);
-    } else {
-      const raw = new Database(join(db.dir, 'hooklane.db'));
-      raw.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-      for (const m of SQLITE_MIGRATIONS.slice(0, 2)) {
-        raw.exec(m.sql);
-        raw.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(m.version, m.name);
-      }
-      for (const sql of rows) raw.exec(sql.replace('false', '0'));
-      raw.close();
-    }
+    await previousReleaseSchema(db, {
+      pg: async (pg) => {
+        for (const sql of rows) await pg.sql(sql);
+      },
+      sqlite: (raw) => {
+        for (const sql of rows) raw.exec(sql.replace('false', '0'));
+      },
+    });
     expect((await db.rawSecrets()).join()).toContain(SECRET);
 
     const { hl, api } = await start(testConfig(db.dir, { databaseUrl: db.url, mainSecret: KEY_1 }));

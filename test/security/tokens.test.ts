@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,11 +6,9 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { TokenAuthenticator, TOUCH_INTERVAL_MS, createToken, hashToken } from '../../src/auth/tokens.js';
 import type { Config } from '../../src/config.js';
 import { startHooklane, type Hooklane } from '../../src/hooklane.js';
-import { MIGRATIONS as PG_MIGRATIONS } from '../../src/store/postgres/migrations.js';
-import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../../src/store/sqlite/store.js';
 import { apiClient, eventually, tempDir, testConfig, TEST_MAIN_SECRET, TEST_TOKEN } from '../helpers/server.js';
-import { cli, ENGINE_CASES, pgSchema, startOn, type PgSchema } from './auth-support.js';
+import { cli, ENGINE_CASES, pgSchema, previousReleaseSchema, startOn, type PgSchema } from './auth-support.js';
 
 /**
  * API tokens: stored as sha256 only, the admin token generated on the first
@@ -100,22 +97,14 @@ describe.each(ENGINE_CASES)('tokens: $name', ({ name, available }) => {
     const db = await database(name);
     const old = 'hl_old-generated-admin-token-from-version-2';
     const oldHash = createHash('sha256').update(old).digest('hex');
-    if (db.pg) {
-      // The schema as the previous release left it.
-      await db.pg.sql('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
-      await db.pg.sql(PG_MIGRATIONS[0]!.sql);
-      await db.pg.sql("INSERT INTO schema_migrations VALUES (1, 'initial', 0)");
-      await db.pg.sql("INSERT INTO settings VALUES ('admin_token_sha256', $1)", [oldHash]);
-    } else {
-      const raw = new Database(join(db.dir, 'hooklane.db'));
-      raw.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-      for (const m of SQLITE_MIGRATIONS.slice(0, 2)) {
-        raw.exec(m.sql);
-        raw.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(m.version, m.name);
-      }
-      raw.prepare("INSERT INTO settings VALUES ('admin_token_sha256', ?)").run(oldHash);
-      raw.close();
-    }
+    await previousReleaseSchema(db, {
+      pg: async (pg) => {
+        await pg.sql("INSERT INTO settings VALUES ('admin_token_sha256', $1)", [oldHash]);
+      },
+      sqlite: (raw) => {
+        raw.prepare("INSERT INTO settings VALUES ('admin_token_sha256', ?)").run(oldHash);
+      },
+    });
     const { hl, generated } = await start(testConfig(db.dir, { databaseUrl: db.url, apiToken: undefined }));
     expect(generated).toBeNull();
     expect((await get(hl.url, '/app', old)).status).toBe(200);

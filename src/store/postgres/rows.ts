@@ -1,5 +1,5 @@
 import { openSecrets, sealSecrets, type SecretCipher } from '../endpoint-secrets.js';
-import type { AppRow, AttemptRow, DeliveryRow, EndpointRow, EventTypeRow, MessageRow, StatusCode } from '../types.js';
+import type { AppRow, DeliveryRow, EndpointRow, EventTypeRow, MessageRow, StatusCode } from '../types.js';
 
 /**
  * Column <-> record mapping for the PostgreSQL schema. pg parses json/jsonb
@@ -72,14 +72,7 @@ export const deliveryFromPrefixed = (r: Record<string, unknown>): DeliveryRow =>
   deliveryFromRow(Object.fromEntries(DELIVERY_COLS.split(', ').map((c) => [c, r[`d_${c}`]])) as unknown as DeliveryCols);
 
 export const ATTEMPT_COLS = 'id, msg_id, endpoint_id, app_id, url, status, status_code, response, duration_ms, trigger_type, error, created_at';
-export interface AttemptCols {
-  id: string; msg_id: string; endpoint_id: string; app_id: string; url: string; status: number; status_code: number; response: string;
-  duration_ms: number; trigger_type: number; error: string | null; created_at: number;
-}
-export const attemptFromRow = (r: AttemptCols): AttemptRow => ({
-  id: r.id, msgId: r.msg_id, endpointId: r.endpoint_id, appId: r.app_id, url: r.url, status: r.status as StatusCode, statusCode: r.status_code,
-  response: r.response, durationMs: r.duration_ms, triggerType: r.trigger_type, error: r.error, createdAt: r.created_at,
-});
+export { attemptFromRow, type AttemptCols } from '../shared.js';
 
 /** `$1, $2, …` for n values starting after `offset`. */
 export const placeholders = (n: number, offset = 0): string => Array.from({ length: n }, (_, i) => `$${offset + i + 1}`).join(', ');

@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import { sealSecrets, type SecretCipher } from '../endpoint-secrets.js';
 import {
-  Status,
   type ApiTokenRow, type AppRow, type AttemptFilter, type AttemptResult, type AttemptRow, type ClaimOptions, type ClaimedDelivery, type DeliveryRow, type EndpointRow,
   type EventTypeRow, type IdempotentResponse, type MessageFilter, type MessageRow, type NewMessage, type Page, type PageQuery, type Store,
   type StoreCapabilities,
@@ -9,6 +8,7 @@ import {
 import { Params, clientConfig, createPool, rethrowUnique, tx, type ConnectOptions } from './db.js';
 import { listenForWork } from './listen.js';
 import { LATEST_VERSION, migrate, schemaVersion } from './migrations.js';
+import { endpointStatsFromCounts } from '../shared.js';
 import { pageSql, toPage } from './pagination.js';
 import { claimDue } from './queue/claim.js';
 import { completeAttempts } from './queue/complete.js';
@@ -349,14 +349,7 @@ export class PostgresStore implements Store {
       'SELECT status, COUNT(*)::int AS n FROM deliveries WHERE endpoint_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY status',
       [endpointId, since ?? 0, until ?? Number.MAX_SAFE_INTEGER],
     );
-    const out = { success: 0, pending: 0, fail: 0, sending: 0, canceled: 0 };
-    for (const r of rows) {
-      if (r.status === Status.success) out.success = r.n;
-      else if (r.status === Status.pending) out.pending = r.n;
-      else if (r.status === Status.fail) out.fail = r.n;
-      else if (r.status === Status.sending) out.sending = r.n;
-    }
-    return out;
+    return endpointStatsFromCounts(rows);
   }
 
   // --- attempts -----------------------------------------------------------

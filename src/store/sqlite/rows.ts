@@ -51,14 +51,7 @@ export const deliveryFromRow = (r: DeliveryCols): DeliveryRow => ({
   nextAttemptAt: r.next_attempt_at, manual: r.manual === 1, createdAt: r.created_at, updatedAt: r.updated_at,
 });
 
-export interface AttemptCols {
-  id: string; msg_id: string; endpoint_id: string; app_id: string; url: string; status: number; status_code: number; response: string;
-  duration_ms: number; trigger_type: number; error: string | null; created_at: number;
-}
-export const attemptFromRow = (r: AttemptCols): AttemptRow => ({
-  id: r.id, msgId: r.msg_id, endpointId: r.endpoint_id, appId: r.app_id, url: r.url, status: r.status as StatusCode, statusCode: r.status_code,
-  response: r.response, durationMs: r.duration_ms, triggerType: r.trigger_type, error: r.error, createdAt: r.created_at,
-});
+export { attemptFromRow, type AttemptCols } from '../shared.js';
 export const attemptToRow = (a: AttemptRow) => ({
   id: a.id, msg_id: a.msgId, endpoint_id: a.endpointId, app_id: a.appId, url: a.url, status: a.status, status_code: a.statusCode,
   response: a.response, duration_ms: a.durationMs, trigger_type: a.triggerType, error: a.error, created_at: a.createdAt,

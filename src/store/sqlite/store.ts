@@ -10,6 +10,7 @@ import {
 } from '../types.js';
 import { Checkpointer } from './checkpointer.js';
 import { migrate } from './migrations.js';
+import { endpointStatsFromCounts } from '../shared.js';
 import { pageSql, toPage } from './pagination.js';
 import {
   appFromRow, appToRow, attemptFromRow, attemptToRow, deliveryFromRow, endpointFromRow, endpointToRow, eventTypeFromRow, eventTypeToRow, messageFromRow,
@@ -628,14 +629,7 @@ export class SqliteStore implements Store {
   async endpointStats(endpointId: string, since: number | null, until: number | null) {
     const rows = this.sql('SELECT status, COUNT(*) AS n FROM deliveries WHERE endpoint_id = ? AND created_at >= ? AND created_at < ? GROUP BY status')
       .all(endpointId, since ?? 0, until ?? Number.MAX_SAFE_INTEGER) as { status: number; n: number }[];
-    const out = { success: 0, pending: 0, fail: 0, sending: 0, canceled: 0 };
-    for (const r of rows) {
-      if (r.status === Status.success) out.success = r.n;
-      else if (r.status === Status.pending) out.pending = r.n;
-      else if (r.status === Status.fail) out.fail = r.n;
-      else if (r.status === Status.sending) out.sending = r.n;
-    }
-    return out;
+    return endpointStatsFromCounts(rows);
   }
 
   // --- attempts -----------------------------------------------------------
