@@ -272,8 +272,3 @@ function checkTls(c: Config): void {
     throw new ConfigError((e as Error).message);
   }
 }
-
-/** The settings table for docs: env name, default. */
-export function describeSettings(): { key: string; env: string; default: unknown }[] {
-  return Object.entries(FIELDS).map(([key, f]) => ({ key, env: f.env, default: f.default }));
-}

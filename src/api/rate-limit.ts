@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
 import rateLimit, { type FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { bearer } from '../auth/hook.js';
+import { hashToken } from '../auth/tokens.js';
 import { HttpError } from '../errors.js';
 
 /**
@@ -71,10 +72,8 @@ const EXEMPT = new Set(['/api/v1/health', '/api/v1/health/', '/api/v1/health/pin
 
 /** The bucket key: a hash of the bearer token (never the token), else the client address. */
 export function rateLimitKey(req: FastifyRequest): string {
-  const auth = req.headers.authorization;
-  // Parsed as the auth hook parses it: the scheme is case-insensitive.
-  const token = typeof auth === 'string' ? /^bearer[ \t]+(.*?)[ \t]*$/i.exec(auth)?.[1] : undefined;
-  if (token) return 'token:' + createHash('sha256').update(token).digest('base64url').slice(0, 22);
+  const token = bearer(req);
+  if (token) return 'token:' + hashToken(token).slice(0, 22);
   return 'addr:' + req.ip;
 }
 

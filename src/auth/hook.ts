@@ -21,7 +21,7 @@ const APP_TOKEN_DENIED_ROUTES = new Set(['PUT', 'PATCH', 'DELETE'].map((m) => `$
 export const forbidden = (detail: string) => new HttpError(403, 'forbidden', detail);
 
 /** `Authorization: Bearer <token>` (the scheme is case-insensitive). */
-function bearer(req: FastifyRequest): string | undefined {
+export function bearer(req: Pick<FastifyRequest, 'headers'>): string | undefined {
   const h = req.headers.authorization;
   if (typeof h !== 'string') return undefined;
   const m = /^bearer[ \t]+(.*?)[ \t]*$/i.exec(h);

@@ -261,11 +261,10 @@ export class Dispatcher {
   private async attempt(c: ClaimedDelivery): Promise<AttemptResult> {
     const { delivery, message, endpoint } = c;
     const startedAt = Date.now();
-    const failingCutoff = startedAt - this.config.endpointDisableAfterHours * 3600_000;
     if (endpoint.disabled) {
       return {
         deliveryId: delivery.id, endpointId: endpoint.id, attempt: null, status: Status.fail, nextAttemptAt: null, at: startedAt,
-        endpointOk: false, disableEndpoint: false, failingCutoff,
+        endpointOk: false, disableEndpoint: false, failingCutoff: this.failingCutoff(startedAt),
       };
     }
     const body = message.payload ?? '{}';
@@ -299,10 +298,17 @@ export class Dispatcher {
       at,
       endpointOk: ok,
       disableEndpoint: outcome.kind === 'gone',
-      // Measured from the end of this attempt, the time a first failure is recorded as failing_since:
-      // from its start, a first failure would never count and 0 hours would need two failures.
-      failingCutoff: at - this.config.endpointDisableAfterHours * 3600_000,
+      failingCutoff: this.failingCutoff(at),
     };
+  }
+
+  /**
+   * An endpoint failing since this time or earlier is disabled. Measured from
+   * the end of the attempt, the time a first failure is recorded as
+   * failing_since: from its start, 0 hours would need two failures.
+   */
+  private failingCutoff(at: number): number {
+    return at - this.config.endpointDisableAfterHours * 3600_000;
   }
 
   /**

@@ -31,11 +31,6 @@ export function sign(secret: string | Buffer, id: string, timestampSeconds: numb
   return 'v1,' + createHmac('sha256', key).update(signedContent(id, timestampSeconds, body)).digest('base64');
 }
 
-/** The `webhook-signature` header value: one signature per valid key. */
-export function signatureHeader(secrets: readonly (string | Buffer)[], id: string, timestampSeconds: number, body: string): string {
-  return secrets.map((s) => sign(s, id, timestampSeconds, body)).join(' ');
-}
-
 export class VerificationError extends Error {}
 
 export interface VerifyOptions {
