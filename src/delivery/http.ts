@@ -73,7 +73,10 @@ export class HttpClient {
       return { statusCode, body: text, retryAfter: Array.isArray(ra) ? ra[0] : ra, durationMs: elapsed(), error: null };
     } catch (e) {
       const err = e as Error;
-      let reason = signal.aborted || err.name === 'TimeoutError' || err.name === 'AbortError' ? `timed out after ${this.opts.timeoutMs} ms` : describe(err);
+      // The total timeout and undici's own header/body timeouts run out together; whichever fires first, it is the same timeout.
+      const code = (err as { code?: string }).code;
+      const timedOut = signal.aborted || err.name === 'TimeoutError' || err.name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+      let reason = timedOut ? `timed out after ${this.opts.timeoutMs} ms` : describe(err);
       // Headers came but the body did not finish in time: a failure, which the status code alone would hide.
       if (statusCode !== 0) reason = `HTTP ${statusCode}, then the response body failed: ${reason}`;
       return failed(reason);
